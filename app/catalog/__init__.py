@@ -1,0 +1,1 @@
+"""The file catalog: which files exist, where they live, and who may ask for them."""

@@ -1,0 +1,34 @@
+"""Database model of a downloadable file."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from ..extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class File(db.Model):
+    __tablename__ = "files"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(255), nullable=False)
+    path = db.Column(db.String(1024), nullable=False, unique=True)
+    size = db.Column(db.BigInteger, nullable=False)
+    content_type = db.Column(db.String(255), nullable=False)
+    sha256 = db.Column(db.String(64), nullable=False)
+    public = db.Column(db.Boolean, nullable=False, default=False)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "size": self.size,
+            "content_type": self.content_type,
+            "sha256": self.sha256,
+            "public": self.public,
+            "created_at": self.created_at.isoformat(),
+        }

@@ -1,0 +1,46 @@
+"""Domain errors shared by every layer; the HTTP layer turns them into JSON responses."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    """An error a client may see: a stable ``code``, an HTTP ``status`` and extra fields."""
+
+    code = "internal"
+    status = 500
+    message = "Internal server error."
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+def _error(name: str, code: str, status: int, message: str) -> type[AppError]:
+    return type(name, (AppError,), {"code": code, "status": status, "message": message})
+
+
+BadRequest = _error("BadRequest", "bad_request", 400, "The request is malformed.")
+Unauthorized = _error("Unauthorized", "unauthorized", 401, "An issuer API key is required.")
+InvalidToken = _error("InvalidToken", "invalid_token", 403, "The token is invalid.")
+Forbidden = _error("Forbidden", "forbidden", 403, "The API key is not valid.")
+UnknownFile = _error("UnknownFile", "unknown_file", 404, "No such file.")
+NotFound = _error("NotFound", "not_found", 404, "Not found.")
+MethodNotAllowed = _error("MethodNotAllowed", "method_not_allowed", 405, "Method not allowed.")
+NotYourTurn = _error("NotYourTurn", "not_your_turn", 409, "Wait for your turn in the queue.")
+NotInQueue = _error("NotInQueue", "not_in_queue", 409, "Join the queue before downloading.")
+TokenExpired = _error("TokenExpired", "token_expired", 410, "The token has expired.")
+TokenSpent = _error("TokenSpent", "token_spent", 410, "The token has already been used.")
+RangeNotSatisfiable = _error(
+    "RangeNotSatisfiable", "range_not_satisfiable", 416, "The requested range is not satisfiable."
+)
+RateLimited = _error("RateLimited", "rate_limited", 429, "Too many requests; slow down.")
+TooManyConnections = _error(
+    "TooManyConnections", "too_many_connections", 429, "Too many connections for this token."
+)
+QueueFull = _error("QueueFull", "queue_full", 503, "The queue is full; try again later.")
+Unavailable = _error("Unavailable", "unavailable", 503, "A backing service is unavailable.")

@@ -1,0 +1,15 @@
+-- leave.lua: give back a place in line or an admitted slot.
+-- KEYS and ARGV[1..4]: see lib.lua.
+-- ARGV[5] token id
+-- Returns JSON: the snapshot plus state = the token's state before leaving (none if unknown).
+-- The freed slot goes to the next waiter in the same call.
+local id = ARGV[5]
+reap()
+local info = get_info(id)
+local state = 'none'
+if info then
+  state = info.s
+  if state == 'waiting' then drop_waiter(id) else release(id, info, 'left') end
+end
+fill()
+return reply(publish(), {state = state})

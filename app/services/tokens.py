@@ -1,0 +1,59 @@
+"""Signed, expiring download tokens bound to one file.
+
+Issuing a token touches neither Redis nor the database beyond reading the catalog (the
+seed's first fix): everything a later request needs is inside the signed token.
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from ..errors import InvalidToken, TokenExpired
+
+SALT = "download-token.v1"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    token_id: str
+    file_id: int
+    expires_at: int
+
+    @property
+    def ttl(self) -> int:
+        return max(0, self.expires_at - int(time.time()))
+
+
+def _serializer(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt=SALT)
+
+
+def issue_token(secret_key: str, file_id: int, ttl: int) -> tuple[str, TokenClaims]:
+    claims = TokenClaims(secrets.token_urlsafe(12), file_id, int(time.time()) + ttl)
+    token = _serializer(secret_key).dumps({"t": claims.token_id, "f": file_id, "e": claims.expires_at})
+    return token, claims
+
+
+def verify_token(secret_key: str, token: str, file_id: int | None = None) -> TokenClaims:
+    """Return the token's claims or raise ``InvalidToken`` / ``TokenExpired``."""
+    try:
+        payload = _serializer(secret_key).loads(token)
+        claims = TokenClaims(str(payload["t"]), int(payload["f"]), int(payload["e"]))
+    except (BadSignature, KeyError, TypeError, ValueError) as exc:
+        raise InvalidToken("The token is invalid or has been tampered with.") from exc
+    if file_id is not None and claims.file_id != file_id:
+        raise InvalidToken("The token was issued for another file.")
+    if claims.expires_at <= time.time():
+        raise TokenExpired("The token has expired; request a new one.")
+    return claims
+
+
+def api_key_matches(expected: str | None, authorization: str | None) -> bool:
+    """Constant-time check of an ``Authorization: Bearer <key>`` header."""
+    if not expected or not authorization or not authorization.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(authorization[7:].strip().encode(), expected.encode())

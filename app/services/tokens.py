@@ -9,6 +9,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -38,8 +39,10 @@ def issue_token(secret_key: str, file_id: int, ttl: int) -> tuple[str, TokenClai
     return token, claims
 
 
-def verify_token(secret_key: str, token: str, file_id: int | None = None) -> TokenClaims:
-    """Return the token's claims or raise ``InvalidToken`` / ``TokenExpired``."""
+def verify_token(
+    secret_key: str, token: str, file_id: int | None = None, now: float | None = None
+) -> TokenClaims:
+    """Return the token's claims or raise ``InvalidToken`` / ``TokenExpired`` (checked at ``now``)."""
     try:
         payload = _serializer(secret_key).loads(token)
         claims = TokenClaims(str(payload["t"]), int(payload["f"]), int(payload["e"]))
@@ -47,7 +50,7 @@ def verify_token(secret_key: str, token: str, file_id: int | None = None) -> Tok
         raise InvalidToken("The token is invalid or has been tampered with.") from exc
     if file_id is not None and claims.file_id != file_id:
         raise InvalidToken("The token was issued for another file.")
-    if claims.expires_at <= time.time():
+    if claims.expires_at <= (time.time() if now is None else now):
         raise TokenExpired("The token has expired; request a new one.")
     return claims
 
@@ -57,3 +60,8 @@ def api_key_matches(expected: str | None, authorization: str | None) -> bool:
     if not expected or not authorization or not authorization.startswith("Bearer "):
         return False
     return hmac.compare_digest(authorization[7:].strip().encode(), expected.encode())
+
+
+def iso_utc(epoch: float) -> str:
+    """An ISO 8601 UTC timestamp (``...Z``) for JSON replies."""
+    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,60 @@
+"""``GET``/``HEAD /api/v1/downloads/<token>``: the file, with resume, for an admitted token."""
+from __future__ import annotations
+
+from email.utils import format_datetime
+from urllib.parse import quote
+
+import unicodedata
+from flask import Blueprint, Flask, Response, current_app, request
+
+from ..services import downloading
+from ..services.downloading import Download
+
+bp = Blueprint("downloads", __name__)
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback and the UTF-8 name (RFC 6266 / RFC 5987)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = "".join(c for c in ascii_name if c.isprintable() and c not in '"\\/') or "download"
+    value = f'attachment; filename="{ascii_name}"'
+    if ascii_name != name:
+        value += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return value
+
+
+def headers_for(download: Download) -> dict[str, str]:
+    sel = download.selection
+    headers = {
+        "Content-Type": download.record.content_type,
+        "Content-Length": str(sel.length),
+        "Content-Disposition": content_disposition(download.record.name),
+        "ETag": download.etag,
+        "Last-Modified": format_datetime(download.last_modified, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-store",
+    }
+    if sel.partial:
+        headers["Content-Range"] = sel.content_range(download.size)
+    return headers
+
+
+def serve(app: Flask, token: str) -> Response:
+    download = downloading.describe(app, token, request.range, request.if_range)
+    status = 206 if download.selection.partial else 200
+    headers = headers_for(download)
+    if request.method == "HEAD":
+        downloading.check_turn(app, download)
+        return Response(status=status, headers=headers)
+    conn_id = downloading.begin(app, download)
+    if app.config["X_ACCEL_REDIRECT"]:
+        headers["X-Accel-Redirect"] = downloading.hand_off(app, download, conn_id)
+        headers["Content-Length"] = "0"
+        return Response(status=status, headers=headers)
+    body = downloading.transfer(app, download, conn_id, request.environ.get("gunicorn.socket"))
+    return Response(body, status=status, headers=headers, direct_passthrough=True)
+
+
+@bp.route("/api/v1/downloads/<token>", methods=["GET", "HEAD"])
+def download(token: str) -> Response:
+    return serve(current_app._get_current_object(), token)  # type: ignore[attr-defined]

@@ -1,0 +1,20 @@
+"""Issuing download tokens for catalog files (reads the catalog, writes nothing)."""
+from __future__ import annotations
+
+from flask import Flask
+
+from ..catalog.service import get_file
+from ..errors import Forbidden, Unauthorized
+from .tokens import TokenClaims, api_key_matches, issue_token
+
+
+def issue_for_file(app: Flask, file_id: int, authorization: str | None) -> tuple[str, TokenClaims]:
+    """A signed token for ``file_id``; private files need the issuer API key."""
+    record = get_file(file_id)
+    if not record.public:
+        expected = app.config["ISSUER_API_KEY"]
+        if not authorization:
+            raise Unauthorized("This file is private: send Authorization: Bearer <issuer API key>.")
+        if not api_key_matches(expected, authorization):
+            raise Forbidden("The issuer API key is not valid.")
+    return issue_token(app.config["SECRET_KEY"], record.id, app.config["TOKEN_TTL"])

@@ -1,0 +1,84 @@
+"""Per-process queue machinery, built lazily on first use so it is created after fork.
+
+Holds the one Redis client of the process, the engine bound to it, the event hub (one
+subscription per process) and the history recorder. Nothing here is per request.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from flask import Flask
+from redis import Redis
+
+from ..history.recorder import HistoryRecorder
+from ..queue.engine import QueueEngine, QueueSettings
+from ..queue.hub import QueueHub
+
+
+def redis_from_url(url: str) -> Redis:
+    return Redis.from_url(url, health_check_interval=30, socket_keepalive=True, socket_connect_timeout=5)
+
+
+class QueueRuntime:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._client: Redis | None = None
+        self._engine: QueueEngine | None = None
+        self._hub: QueueHub | None = None
+        self._recorder: HistoryRecorder | None = None
+
+    def _fresh(self) -> bool:
+        return self._pid == os.getpid()
+
+    @property
+    def client(self) -> Redis:
+        if not self._fresh() or self._client is None:
+            with self._lock:
+                if not self._fresh() or self._client is None:
+                    self._client = redis_from_url(self.app.config["REDIS_URL"])
+                    self._engine = self._hub = self._recorder = None
+                    self._pid = os.getpid()
+        return self._client
+
+    @property
+    def engine(self) -> QueueEngine:
+        client = self.client
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    settings = QueueSettings.from_config(self.app.config)
+                    self._engine = QueueEngine(client, self.app.config["QUEUE_NAME"], settings)
+        return self._engine
+
+    @property
+    def hub(self) -> QueueHub:
+        """The process's event hub; starting it also starts the history recorder."""
+        engine = self.engine
+        if self._hub is None:
+            with self._lock:
+                if self._hub is None:
+                    hub = QueueHub(engine)
+                    hub.start()
+                    recorder = HistoryRecorder(engine.client, engine.keys.journal, self.app.app_context)
+                    recorder.start()
+                    self._hub, self._recorder = hub, recorder
+        return self._hub
+
+    def start_background(self) -> None:
+        """Start the hub, reaper and recorder now (gunicorn's post_worker_init)."""
+        self.hub  # noqa: B018 - the property starts them
+
+    def shutdown(self) -> None:
+        """End every local stream promptly and stop the background loops."""
+        if self._hub is not None and self._fresh():
+            self._hub.close()
+        if self._recorder is not None and self._fresh():
+            self._recorder.close()
+
+
+def runtime(app: Any) -> QueueRuntime:
+    return app.extensions["download_queue"]

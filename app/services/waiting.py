@@ -1,0 +1,148 @@
+"""Waiting in line: join, status, leave, and the live event feed of one waiter."""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from ..catalog.service import get_file
+from ..errors import NotInQueue, QueueFull, TokenExpired, TokenSpent
+from ..queue.engine import Snapshot
+from ..queue.hub import CLOSED, GONE, READY
+from .runtime import runtime
+from .tokens import TokenClaims, iso_utc, verify_token
+
+HEARTBEAT_SECONDS = 15.0
+
+# engine state -> the state a client sees
+CLIENT_STATES = {
+    "waiting": "waiting",
+    "admitted": "ready",
+    "downloading": "downloading",
+    "paused": "downloading",
+    "spent": "done",
+    "none": "not_queued",
+}
+
+
+@dataclass(frozen=True)
+class QueueEvent:
+    """One message for a waiting client: position, ready, error, heartbeat or closed."""
+
+    kind: str
+    data: dict[str, Any]
+    id: int | None = None
+
+
+def claims_for(app: Flask, token: str, allow_expired: bool = False) -> TokenClaims:
+    try:
+        return verify_token(app.config["SECRET_KEY"], token)
+    except TokenExpired:
+        if not allow_expired:
+            raise
+        return verify_token(app.config["SECRET_KEY"], token, now=0)
+
+
+def retry_after(snap: Snapshot) -> int:
+    """Seconds until a place is likely to free up, for a refused newcomer."""
+    if snap.rate <= 0:
+        return 30
+    return max(1, math.ceil(1 / snap.rate))
+
+
+def join(app: Flask, token: str, client_addr: str) -> tuple[TokenClaims, Snapshot]:
+    """Join or re-attach; a refused join raises the error the client sees."""
+    claims = claims_for(app, token)
+    record = get_file(claims.file_id)
+    snap = runtime(app).engine.join(
+        claims.token_id, record.id, record.size, claims.expires_at, client_addr
+    )
+    if snap.state == "spent":
+        raise TokenSpent("This token has already been used for a complete download.")
+    if snap.state == "expired":
+        raise TokenExpired("The token has expired; request a new one.")
+    if snap.state == "full":
+        seconds = retry_after(snap)
+        raise QueueFull(
+            f"The queue is full ({snap.waiting} waiting); try again in about {seconds} s.",
+            retry_after=seconds,
+        )
+    return claims, snap
+
+
+def view(snap: Snapshot, state: str, position: int | None) -> dict[str, Any]:
+    return {
+        "state": CLIENT_STATES.get(state, state),
+        "position": position,
+        "eta_seconds": snap.eta_seconds(position) if state == "waiting" else None,
+        "waiting": snap.waiting,
+        "active": snap.active,
+        "capacity": snap.capacity,
+    }
+
+
+def status(app: Flask, token: str) -> dict[str, Any]:
+    """The token's state; polling it counts as presence, keeping a waiter's place."""
+    claims = claims_for(app, token, allow_expired=True)
+    snap = runtime(app).engine.status([claims.token_id], renew_presence=True)
+    state, position, _lease = snap.tokens[claims.token_id]
+    if claims.expires_at <= time.time() and state in ("none", "waiting"):
+        state = "expired"
+    return view(snap, state, position or None)
+
+
+def leave(app: Flask, token: str) -> dict[str, Any]:
+    claims = claims_for(app, token, allow_expired=True)
+    snap = runtime(app).engine.leave(claims.token_id)
+    return {"left": snap.state != "none", "previous_state": CLIENT_STATES.get(snap.state, snap.state)}
+
+
+def summary(app: Flask) -> dict[str, Any]:
+    snap = runtime(app).engine.summary()
+    return {
+        "capacity": snap.capacity,
+        "active": snap.active,
+        "waiting": snap.waiting,
+        "eta_seconds": snap.eta_seconds(snap.waiting + 1),
+    }
+
+
+def events(app: Flask, claims: TokenClaims, snap: Snapshot) -> Iterator[QueueEvent]:
+    """Position updates until the waiter is admitted (then ``ready``) or must stop."""
+    rt = runtime(app)
+    hub = rt.hub
+    admit_timeout = rt.engine.settings.admit_timeout
+    waiter = hub.attach(claims.token_id, snap)
+    last: tuple[Any, ...] | None = None
+    try:
+        while True:
+            if waiter.state == READY:
+                expires_at = iso_utc(time.time() + admit_timeout)
+                yield QueueEvent("ready", {"expires_at": expires_at}, waiter.version)
+                return
+            if waiter.state == GONE:
+                yield _gone_event(claims)
+                return
+            if waiter.state == CLOSED:
+                yield QueueEvent("closed", {})
+                return
+            current = (waiter.position, waiter.waiting, waiter.active, waiter.capacity, waiter.eta_seconds())
+            if current != last:
+                last = current
+                yield QueueEvent("position", dict(zip(
+                    ("position", "waiting", "active", "capacity", "eta_seconds"), current
+                )), waiter.version)
+            if not waiter.wait(HEARTBEAT_SECONDS):
+                yield QueueEvent("heartbeat", {})
+    finally:
+        hub.detach(waiter)
+
+
+def _gone_event(claims: TokenClaims) -> QueueEvent:
+    if claims.expires_at <= time.time():
+        return QueueEvent("error", TokenExpired("The token expired while waiting; request a new one.").to_dict())
+    return QueueEvent("error", NotInQueue("Your place in line lapsed; join again.").to_dict())

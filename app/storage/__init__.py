@@ -1,0 +1,1 @@
+"""Serving file bytes: range selection, zero-copy sending, host bandwidth sharing."""

@@ -1,0 +1,40 @@
+"""gunicorn settings: gevent workers sized for thousands of idle SSE waiters.
+
+Every setting can be overridden from the environment (PORT, WEB_CONCURRENCY,
+WORKER_CONNECTIONS, GRACEFUL_TIMEOUT). No preload_app: the gevent worker patches after fork,
+and Redis/database connections must be created inside each worker.
+"""
+import os
+import signal
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
+timeout = 60
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+preload_app = False
+control_socket_disable = True
+accesslog = os.environ.get("ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+
+
+def post_fork(server, worker):
+    """Make psycopg2 cooperative: without it one slow query blocks every client of the worker."""
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+
+
+def post_worker_init(worker):
+    """Start the queue machinery now and end open streams promptly on shutdown."""
+    runtime = worker.wsgi.extensions["download_queue"]
+    runtime.start_background()
+
+    def on_term(signum, frame):
+        runtime.shutdown()
+        worker.handle_exit(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)

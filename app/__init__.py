@@ -8,7 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Config, load_config
-from .extensions import db, limiter, migrate
+from .extensions import db, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -25,7 +25,6 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    limiter.init_app(app)
 
     from . import history  # noqa: F401  (registers the downloads model)
     from .catalog import models  # noqa: F401

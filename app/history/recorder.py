@@ -11,8 +11,9 @@ import logging
 import os
 import socket
 import threading
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -26,7 +27,7 @@ GROUP = "history"
 
 
 def _when(ms: bytes | str) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
 
 
 def _fields(entry: dict[bytes, bytes]) -> dict[str, str]:

@@ -5,8 +5,9 @@ from flask import Flask
 
 
 def register_http(app: Flask) -> None:
-    from . import downloads, errors, health, queue, seed, tokens
+    from . import downloads, errors, health, queue, ratelimit, seed, tokens
 
     errors.register(app)
     for module in (health, tokens, queue, downloads, seed):
         app.register_blueprint(module.bp)
+    ratelimit.install(app)

@@ -1,10 +1,10 @@
 """``GET``/``HEAD /api/v1/downloads/<token>``: the file, with resume, for an admitted token."""
 from __future__ import annotations
 
+import unicodedata
 from email.utils import format_datetime
 from urllib.parse import quote
 
-import unicodedata
 from flask import Blueprint, Flask, Response, current_app, request
 
 from ..services import downloading

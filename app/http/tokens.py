@@ -3,19 +3,15 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from ..extensions import limiter
 from ..services.issuing import issue_for_file
 from ..services.tokens import iso_utc
 
 bp = Blueprint("tokens", __name__)
 
 
-def token_rate_limit() -> str:
-    return current_app.config["TOKEN_RATE_LIMIT"]
 
 
 @bp.post("/api/v1/files/<int:file_id>/tokens")
-@limiter.limit(token_rate_limit)
 def create_token(file_id: int) -> tuple[Response, int]:
     token, claims = issue_for_file(current_app, file_id, request.headers.get("Authorization"))
     body = {

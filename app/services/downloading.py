@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
@@ -47,7 +47,7 @@ def describe(app: Flask, token: str, range_: Range | None, if_range: IfRange | N
     if stat.st_size != record.size:
         raise Unavailable("The file changed on disk since it was catalogued.")
     etag = f'"{record.sha256[:32]}"'
-    last_modified = datetime.fromtimestamp(int(stat.st_mtime), tz=timezone.utc)
+    last_modified = datetime.fromtimestamp(int(stat.st_mtime), tz=UTC)
     selection = select(record.size, range_, if_range, etag, last_modified)
     return Download(claims, record, str(path), record.size, etag, last_modified, selection)
 

@@ -9,7 +9,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -64,4 +64,4 @@ def api_key_matches(expected: str | None, authorization: str | None) -> bool:
 
 def iso_utc(epoch: float) -> str:
     """An ISO 8601 UTC timestamp (``...Z``) for JSON replies."""
-    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(int(epoch), tz=UTC).isoformat().replace("+00:00", "Z")

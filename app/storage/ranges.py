@@ -43,7 +43,7 @@ def select(
     start, stop = range_.ranges[0]
     if start < 0:  # suffix range: the last -start bytes
         if size == 0:
-            raise RangeNotSatisfiable(f"The file is empty.", size=size)
+            raise RangeNotSatisfiable("The file is empty.", size=size)
         return Selection(max(0, size + start), size, True)
     if start >= size:
         raise RangeNotSatisfiable(f"The range starts at {start}, beyond the {size}-byte file.", size=size)

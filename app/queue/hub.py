@@ -283,6 +283,7 @@ class QueueHub:
         with self._lock:
             ids = list(self.waiters)
         seen = self._touched_version
-        self._touched_version = self.engine.touch(ids, grace=self.engine.settings.wait_grace + self.touch_interval)
+        grace = self.engine.settings.wait_grace + self.touch_interval
+        self._touched_version = self.engine.touch(ids, grace=grace).version
         if seen > self.version:
             self.resync()

@@ -6,7 +6,8 @@
 --   KEYS[3] active    ZSET  admitted token id -> lease deadline (ms, Redis time)
 --   KEYS[4] info      HASH  token id -> JSON state of a waiting or admitted token
 --   KEYS[5] spent     ZSET  spent token id -> token expiry (ms)
---   KEYS[6] counters  HASH  seq (last join number), version (last published event)
+--   KEYS[6] counters  HASH  seq (last join number), version (last published event),
+--                           skew (ms added to Redis time; only tests set it, to move the clock)
 --   KEYS[7] admits    LIST  Redis time (ms) of the most recent admissions, newest first
 --   KEYS[8] journal   STREAM history events (admitted/started/finished) for the database
 -- and the same leading ARGV:
@@ -25,6 +26,7 @@ local REAP_BATCH = 256
 
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  + tonumber(redis.call('HGET', C, 'skew') or 0)
 
 -- what this call changed, published once by publish()
 local admitted, removed = {}, {}
@@ -103,7 +105,7 @@ local function fill()
       redis.call('ZADD', A, NOW + ADMIT_MS, head)
       redis.call('LPUSH', R, NOW)
       redis.call('LTRIM', R, 0, RATE_WINDOW - 1)
-      journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or ''})
+      journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or '', 'seq', info.q or 0})
       admitted[#admitted + 1] = head
       changed = true
     end

@@ -48,6 +48,7 @@ class RedisProcess:
         self.port = free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen | None = None
+        self.start_args: list[str] = ["--appendonly", "no"]
 
     @property
     def url(self) -> str:
@@ -57,7 +58,7 @@ class RedisProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+             "--dir", str(self.workdir), *self.start_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         import redis

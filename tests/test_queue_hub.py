@@ -1,0 +1,97 @@
+"""Issue 3: one subscription per process pushes admissions and positions to local waiters."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from app.queue.engine import QueueEngine, QueueSettings
+from app.queue.hub import GONE, READY, WAITING, QueueHub
+
+from .support import RedisProcess, wait_until
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = RedisProcess(tmp_path / "redis").start()
+    yield redis.Redis(port=server.port)
+    server.stop()
+
+
+def make(client, **settings):
+    engine = QueueEngine(client, "hub", QueueSettings(**{"wait_grace": 60, **settings}))
+    hub = QueueHub(engine, coalesce=0.1, reap_interval=0.2)
+    hub.start()
+    return engine, hub
+
+
+def join_all(engine, hub, ids):
+    return {tid: hub.attach(tid, engine.join(tid, 1, 10, time.time() + 600, "")) for tid in ids}
+
+
+def test_positions_follow_events_without_asking_redis(private_redis):
+    engine, hub = make(private_redis, capacity=1)
+    try:
+        ids = [f"t{i:03d}" for i in range(100)]
+        waiters = join_all(engine, hub, ids)
+        private_redis.config_resetstat()
+        for tid in ids[2:40:3]:  # 13 waiters leave, from "another process"
+            engine.leave(tid)
+        engine.leave(ids[0])  # the slot frees: t001 admitted
+        wait_until(lambda: waiters[ids[1]].state == READY, message="t001 admitted")
+        time.sleep(0.4)
+        truth = engine.status(ids).tokens
+        for tid, waiter in waiters.items():
+            state, position, _ = truth[tid]
+            if state == "waiting":
+                assert (waiter.state, waiter.position) == (WAITING, position), tid
+        stats = private_redis.info("commandstats")
+        assert "cmdstat_zrank" not in stats or stats["cmdstat_zrank"]["calls"] <= 100  # only the final check
+        left_waiter = waiters[ids[5]]
+        assert left_waiter.state == GONE
+    finally:
+        hub.close()
+
+
+def test_a_gap_in_versions_triggers_a_resync(private_redis):
+    engine, hub = make(private_redis, capacity=1)
+    try:
+        waiters = join_all(engine, hub, ["a", "b", "c", "d"])
+        # remove b behind the hub's back (no event), then announce a later version
+        private_redis.zrem(engine.keys.script_keys[0], "b")
+        private_redis.hincrby(engine.keys.script_keys[5], "version", 5)
+        private_redis.publish(engine.keys.channel, json.dumps({
+            "version": hub.version + 6, "now": 0, "waiting": 2, "active": 1, "capacity": 1, "rate": 0}))
+        wait_until(lambda: waiters["c"].position == 1 and waiters["d"].position == 2, message="resync")
+    finally:
+        hub.close()
+
+
+def test_admission_wakes_the_waiter_at_once(private_redis):
+    engine, hub = make(private_redis, capacity=1)
+    try:
+        waiters = join_all(engine, hub, ["a", "b"])
+        latencies = []
+        for i in range(20):
+            nxt = f"n{i}"
+            waiters[nxt] = hub.attach(nxt, engine.join(nxt, 1, 10, time.time() + 600, ""))
+            holder = next(t for t, w in waiters.items() if w.state == READY and t not in ("done",))
+            current = [t for t, w in waiters.items() if w.state == WAITING][0]
+            released = time.perf_counter()
+            engine.leave(holder)
+            waiters[current].wait(2)
+            latencies.append(time.perf_counter() - released)
+            assert waiters[current].state == READY
+            waiters.pop(holder)
+        assert sorted(latencies)[len(latencies) // 2] < 0.5  # woken by the event, not by a poll
+    finally:
+        hub.close()
+
+
+def test_closing_the_hub_ends_every_stream(private_redis):
+    engine, hub = make(private_redis, capacity=1)
+    waiters = join_all(engine, hub, ["a", "b", "c"])
+    hub.close()
+    assert all(w.state == "closed" for w in waiters.values())

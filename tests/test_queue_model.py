@@ -1,0 +1,270 @@
+"""Issue 3: random sequences of queue operations against a pure-Python reference model.
+
+The model runs each operation at the Redis time the real script reported (``now`` in
+its reply), and the test moves that clock with the queue's skew, so leases and graces
+expire exactly when the model says they do.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from app.queue.engine import QueueSettings
+
+from .conftest import REDIS_URL
+from .queue_helpers import advance, drop, new_engine
+
+TOKENS = [f"t{i}" for i in range(6)]
+CONNS = ["c1", "c2", "c3"]
+SIZE = 100
+CONFIG = QueueSettings(capacity=2, admit_timeout=10, stall_timeout=5, resume_grace=8,
+                       wait_grace=6, max_queue_length=4, max_connections_per_token=2)
+MS = {name: int(getattr(CONFIG, name) * 1000) for name in
+      ("admit_timeout", "stall_timeout", "resume_grace", "wait_grace")}
+
+
+@dataclass
+class Token:
+    state: str
+    seq: int
+    expires: int
+    conns: dict[str, int] = field(default_factory=dict)
+    ranges: list[list[int]] = field(default_factory=list)
+
+
+class Model:
+    """The queue's rules, written plainly."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.seq = 0
+        self.tokens: dict[str, Token] = {}
+        self.presence: dict[str, int] = {}
+        self.lease: dict[str, int] = {}
+        self.spent: dict[str, int] = {}
+
+    def waiting(self) -> list[str]:
+        return sorted((t for t, v in self.tokens.items() if v.state == "waiting"),
+                      key=lambda t: self.tokens[t].seq)
+
+    def position(self, tid: str) -> int:
+        line = self.waiting()
+        return line.index(tid) + 1 if tid in line else 0
+
+    def _drop(self, tid: str) -> None:
+        self.tokens.pop(tid, None)
+        self.presence.pop(tid, None)
+
+    def _release(self, tid: str) -> None:
+        self.tokens.pop(tid, None)
+        self.lease.pop(tid, None)
+
+    def reap(self) -> None:
+        for tid in [t for t, d in self.lease.items() if d <= self.now]:
+            self._release(tid)
+        for tid in [t for t, d in self.presence.items() if d <= self.now]:
+            self._drop(tid)
+        for tid in [t for t, d in self.spent.items() if d <= self.now]:
+            del self.spent[tid]
+
+    def fill(self) -> None:
+        while len(self.lease) < CONFIG.capacity and self.waiting():
+            head = self.waiting()[0]
+            if self.tokens[head].expires <= self.now:
+                self._drop(head)
+                continue
+            self.presence.pop(head)
+            self.tokens[head].state = "admitted"
+            self.lease[head] = self.now + MS["admit_timeout"]
+
+    def join(self, tid: str, expires: int) -> str:
+        self.reap()
+        token = self.tokens.get(tid)
+        if token is not None:
+            result = token.state
+            if token.state == "waiting":
+                self.presence[tid] = self.now + MS["wait_grace"]
+        elif tid in self.spent:
+            result = "spent"
+        elif expires <= self.now:
+            result = "expired"
+        elif len(self.waiting()) >= CONFIG.max_queue_length:
+            result = "full"
+        else:
+            self.seq += 1
+            self.tokens[tid] = Token("waiting", self.seq, expires)
+            self.presence[tid] = self.now + MS["wait_grace"]
+            result = "waiting"
+        self.fill()
+        return self.tokens[tid].state if tid in self.tokens else result
+
+    def touch(self, tid: str, grace: int) -> None:
+        if tid in self.presence:
+            self.presence[tid] = self.now + grace
+
+    def leave(self, tid: str) -> str:
+        self.reap()
+        token = self.tokens.get(tid)
+        state = token.state if token else "none"
+        if token and token.state == "waiting":
+            self._drop(tid)
+        elif token:
+            self._release(tid)
+        self.fill()
+        return state
+
+    def start(self, tid: str, conn: str) -> str:
+        self.reap()
+        self.fill()
+        token = self.tokens.get(tid)
+        if token is None:
+            return "spent" if tid in self.spent else "none"
+        if token.state == "waiting":
+            return "waiting"
+        token.conns = {c: d for c, d in token.conns.items() if d > self.now}
+        if len(token.conns) >= CONFIG.max_connections_per_token:
+            return "too_many"
+        token.conns[conn] = self.now + MS["stall_timeout"]
+        token.state = "downloading"
+        self.lease[tid] = self.now + MS["stall_timeout"]
+        return "ok"
+
+    def progress(self, tid: str, conn: str, first: int, last: int, closing: bool) -> str:
+        self.reap()
+        token = self.tokens.get(tid)
+        if token is None or token.state == "waiting":
+            result = "gone"
+        else:
+            if last > first:
+                token.ranges = merge(token.ranges + [[first, last]])
+            if token.ranges == [[0, SIZE]] or (len(token.ranges) == 1 and token.ranges[0][0] == 0
+                                               and token.ranges[0][1] >= SIZE):
+                self.spent[tid] = token.expires
+                self._release(tid)
+                result = "complete"
+            else:
+                if closing:
+                    token.conns.pop(conn, None)
+                else:
+                    token.conns[conn] = self.now + MS["stall_timeout"]
+                token.conns = {c: d for c, d in token.conns.items() if d > self.now}
+                if not token.conns:
+                    token.state = "paused"
+                    self.lease[tid] = self.now + MS["resume_grace"]
+                    result = "paused"
+                else:
+                    token.state = "downloading"
+                    self.lease[tid] = self.now + MS["stall_timeout"]
+                    result = "ok"
+        self.fill()
+        return result
+
+    def status(self) -> dict[str, tuple[str, int]]:
+        self.reap()
+        self.fill()
+        view = {}
+        for tid in TOKENS:
+            if tid in self.tokens:
+                view[tid] = (self.tokens[tid].state, self.position(tid))
+            elif tid in self.spent:
+                view[tid] = ("spent", 0)
+            else:
+                view[tid] = ("none", 0)
+        return view
+
+
+def merge(ranges: list[list[int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+class QueueMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.client = redis.Redis.from_url(REDIS_URL)
+        self.engine = new_engine(self.client, **CONFIG.__dict__)
+        self.model = Model()
+        self.base = time.time()
+        self.sent: dict[tuple[str, str], int] = {}
+
+    def teardown(self) -> None:
+        drop(self.engine)
+        self.client.close()
+
+    @rule(tid=st.sampled_from(TOKENS), short=st.booleans())
+    def join(self, tid: str, short: bool) -> None:
+        expires = self.base + (4 if short else 3600)
+        snap = self.engine.join(tid, 1, SIZE, expires, "")
+        self.model.now = snap.now
+        expires_ms = int(expires * 1000)
+        expected = self.model.join(tid, expires_ms)
+        assert snap.state == expected, (snap.state, expected)
+        if snap.state == "waiting":
+            assert snap.position == self.model.position(tid)
+
+    @rule(tid=st.sampled_from(TOKENS))
+    def leave(self, tid: str) -> None:
+        snap = self.engine.leave(tid)
+        self.model.now = snap.now
+        assert snap.state == self.model.leave(tid)
+
+    @rule(tid=st.sampled_from(TOKENS), grace=st.sampled_from([1000, 30000]))
+    def touch(self, tid: str, grace: int) -> None:
+        snap = self.engine.touch([tid], grace=grace / 1000)
+        self.model.now = snap.now
+        self.model.touch(tid, grace)
+
+    @rule(tid=st.sampled_from(TOKENS), conn=st.sampled_from(CONNS))
+    def start(self, tid: str, conn: str) -> None:
+        snap = self.engine.start(tid, conn)
+        self.model.now = snap.now
+        assert snap.state == self.model.start(tid, conn)
+        if snap.state == "ok":
+            self.sent[(tid, conn)] = 0
+
+    @rule(tid=st.sampled_from(TOKENS), conn=st.sampled_from(CONNS), first=st.sampled_from([0, 40]),
+          amount=st.sampled_from([10, 60, 100]), closing=st.booleans())
+    def progress(self, tid: str, conn: str, first: int, amount: int, closing: bool) -> None:
+        last = min(SIZE, first + amount)
+        snap = self.engine.progress(tid, conn, first, last, last - first, closing)
+        self.model.now = snap.now
+        assert snap.state == self.model.progress(tid, conn, first, last, closing)
+
+    @rule(seconds=st.sampled_from([0.5, 1, 2, 3, 5, 7, 9, 11]))
+    def wait(self, seconds: float) -> None:
+        advance(self.engine, seconds)
+
+    @rule()
+    def reap(self) -> None:
+        snap = self.engine.reap()
+        self.model.now = snap.now
+        self.model.reap()
+        self.model.fill()
+
+    @precondition(lambda self: True)
+    @invariant()
+    def same_view(self) -> None:
+        snap = self.engine.status(TOKENS)
+        self.model.now = snap.now
+        expected = self.model.status()
+        actual = {tid: (v[0], v[1]) for tid, v in snap.tokens.items()}
+        assert actual == expected
+        assert snap.active == len(self.model.lease) <= CONFIG.capacity
+        assert snap.waiting == len(self.model.waiting())
+
+
+QueueMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestQueueModel = QueueMachine.TestCase

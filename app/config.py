@@ -53,6 +53,7 @@ class Config:
         )
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 64, minimum=4)
         self.FILES_ROOT = str(Path(os.environ.get("FILES_ROOT", instance / "files")).resolve())
         self.ISSUER_API_KEY = os.environ.get("ISSUER_API_KEY") or None
         self.TOKEN_TTL = _int("TOKEN_TTL", 3600, minimum=1)

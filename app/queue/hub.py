@@ -21,6 +21,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from ..errors import Unavailable
+
 from .engine import QueueEngine, Snapshot
 
 log = logging.getLogger(__name__)
@@ -147,7 +149,7 @@ class QueueHub:
         if waiter.state == WAITING and not still_here and not self.closed:
             try:
                 self.engine.touch([waiter.token_id])
-            except RedisError:
+            except Unavailable:
                 log.warning("could not start the grace period of %s", waiter.token_id)
 
     def local_count(self) -> int:
@@ -170,7 +172,7 @@ class QueueHub:
                         return
                     if message and message.get("type") == "message":
                         self.apply(json.loads(message["data"]))
-            except (RedisError, OSError, ValueError, AttributeError) as exc:
+            except (RedisError, Unavailable, OSError, ValueError, AttributeError) as exc:
                 if self._stop.is_set():
                     return
                 log.warning("queue event subscription lost (%s); reconnecting", exc)
@@ -244,7 +246,7 @@ class QueueHub:
         ids = sorted({w.token_id for w in waiters})
         try:
             snap = self.engine.status(ids)
-        except RedisError:
+        except Unavailable:
             log.warning("queue resync failed; will retry on the next event")
             return
         self.version = max(self.version, snap.version)
@@ -273,8 +275,8 @@ class QueueHub:
                 if elapsed >= next_touch:
                     next_touch = elapsed + self.touch_interval
                     self._touch()
-            except RedisError as exc:
-                log.warning("queue housekeeping failed: %s", exc)
+            except Unavailable as exc:
+                log.warning("queue housekeeping failed: %s", exc.__cause__ or exc)
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("queue housekeeping crashed")
 

@@ -13,12 +13,9 @@ from flask import Flask
 from redis import Redis
 
 from ..history.recorder import HistoryRecorder
+from ..queue.connection import connect
 from ..queue.engine import QueueEngine, QueueSettings
 from ..queue.hub import QueueHub
-
-
-def redis_from_url(url: str) -> Redis:
-    return Redis.from_url(url, health_check_interval=30, socket_keepalive=True, socket_connect_timeout=5)
 
 
 class QueueRuntime:
@@ -39,7 +36,7 @@ class QueueRuntime:
         if not self._fresh() or self._client is None:
             with self._lock:
                 if not self._fresh() or self._client is None:
-                    self._client = redis_from_url(self.app.config["REDIS_URL"])
+                    self._client = connect(self.app.config["REDIS_URL"], self.app.config["REDIS_MAX_CONNECTIONS"])
                     self._engine = self._hub = self._recorder = None
                     self._pid = os.getpid()
         return self._client

@@ -95,3 +95,18 @@ def test_closing_the_hub_ends_every_stream(private_redis):
     waiters = join_all(engine, hub, ["a", "b", "c"])
     hub.close()
     assert all(w.state == "closed" for w in waiters.values())
+
+
+def test_waiter_attached_after_its_admission_event_is_ready(private_redis):
+    engine, hub = make(private_redis, capacity=1)
+    try:
+        engine.join("a", 1, 10, time.time() + 600, "")
+        late = engine.join("b", 1, 10, time.time() + 600, "")
+        gone = engine.join("c", 1, 10, time.time() + 600, "")
+        engine.leave("a")  # admits b
+        engine.leave("c")  # c leaves on its own
+        wait_until(lambda: hub.version >= gone.version + 2, message="hub saw both events")
+        assert hub.attach("b", late).state == READY
+        assert hub.attach("c", gone).state == GONE
+    finally:
+        hub.close()

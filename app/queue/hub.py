@@ -66,6 +66,7 @@ class Waiter:
 class _Event:
     version: int
     removed: list[int]
+    admitted: list[str]
 
 
 class QueueHub:
@@ -167,9 +168,9 @@ class QueueHub:
                 self._pubsub.subscribe(self.engine.keys.channel)
                 self._subscribed.set()
                 self.resync()
-                for message in self._pubsub.listen():
-                    if self._stop.is_set():
-                        return
+                while not self._stop.is_set():
+                    # a bounded wait: an idle channel must not hit the client's socket timeout
+                    message = self._pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
                         self.apply(json.loads(message["data"]))
             except (RedisError, Unavailable, OSError, ValueError, AttributeError) as exc:
@@ -191,7 +192,7 @@ class QueueHub:
                 return
             self.version = version
             self.last_snapshot = snap
-            self.recent.append(_Event(version, sorted(snap.removed)))
+            self.recent.append(_Event(version, sorted(snap.removed), snap.admitted))
             for token_id in snap.admitted:
                 for waiter in self.waiters.get(token_id, ()):
                     waiter.state = READY
@@ -225,17 +226,21 @@ class QueueHub:
                 seqs = sorted(s for e in self.recent if e.version > waiter.version for s in e.removed)
                 removed_since[waiter.version] = seqs
             moved = bisect.bisect_left(seqs, waiter.seq)
-            waiter.version = self.version
-            if snap is not None:
-                waiter._update(snap)
             if moved < len(seqs) and seqs[moved] == waiter.seq:
-                waiter.state = GONE
+                # its own place was removed: admitted (in an event it missed) or gone
+                waiter.state = READY if self._admitted_since(waiter) else GONE
                 waiter.changed.set()
             elif moved:
                 waiter.position = max(1, waiter.position - moved)
                 waiter.changed.set()
+            waiter.version = self.version
+            if snap is not None:
+                waiter._update(snap)
         if stale:
             self._resync_waiters(stale)
+
+    def _admitted_since(self, waiter: Waiter) -> bool:
+        return any(waiter.token_id in e.admitted for e in self.recent if e.version > waiter.version)
 
     def resync(self) -> None:
         """Ask Redis for the true view of every local waiter (after missed events)."""

@@ -1,0 +1,102 @@
+"""Real HTTP clients for the tests: an SSE reader and a raw socket downloader."""
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+
+
+@dataclass
+class Event:
+    event: str
+    data: str
+    id: str | None
+
+    def json(self):
+        return json.loads(self.data)
+
+
+def sse(url: str, timeout: float = 60, headers: dict | None = None) -> Iterator[Event]:
+    """Parse a text/event-stream as a browser would; comment-only blocks yield nothing."""
+    with requests.get(url, stream=True, timeout=timeout, headers=headers or {}) as response:
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        event, data, event_id = "message", [], None
+        for raw in response.iter_lines(decode_unicode=True):
+            if raw == "":
+                if data:
+                    yield Event(event, "\n".join(data), event_id)
+                event, data = "message", []
+                continue
+            if raw.startswith(":"):
+                continue
+            field, _, value = raw.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+            elif field == "id":
+                event_id = value
+
+
+def wait_turn(base: str, token: str, timeout: float = 120) -> tuple[list[Event], Event]:
+    """Follow the v1 queue feed until ``ready`` or ``error``; returns (positions, last event)."""
+    positions = []
+    for event in sse(f"{base}/api/v1/queue/{token}", timeout=timeout):
+        if event.event == "position":
+            positions.append(event)
+        else:
+            return positions, event
+    raise AssertionError("the stream ended without ready or error")
+
+
+def new_token(base: str, file_id: int) -> str:
+    response = requests.post(f"{base}/api/v1/files/{file_id}/tokens", timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()["token"]
+
+
+def download_sha(base: str, token: str, headers: dict | None = None) -> tuple[int, str, int]:
+    with requests.get(f"{base}/api/v1/downloads/{token}", stream=True, timeout=120, headers=headers or {}) as r:
+        digest, size = hashlib.sha256(), 0
+        for chunk in r.iter_content(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+        return r.status_code, digest.hexdigest(), size
+
+
+class RawDownload:
+    """A download on a raw socket with a small receive buffer, to stall or drop at will."""
+
+    def __init__(self, port: int, path: str, headers: dict | None = None, rcvbuf: int = 32 * 1024) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", port))
+        lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(65536)
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        self.status = int(head.split()[1])
+        self.headers = {k.strip().lower(): v.strip() for k, _, v in
+                        (line.decode().partition(":") for line in head.split(b"\r\n")[1:])}
+
+    def read(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def close(self) -> None:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.sock.close()

@@ -1,0 +1,288 @@
+"""Issue 4: the whole flow against gunicorn (2 gevent workers), real PostgreSQL and Redis."""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import pytest
+import redis
+import requests
+import sqlalchemy as sa
+
+from app.extensions import db
+
+from .conftest import REDIS_URL
+from .http_client import RawDownload, download_sha, new_token, sse, wait_turn
+from .support import wait_until
+
+FLOW = dict(QUEUE_CAPACITY=3, ADMIT_TIMEOUT=2, STALL_TIMEOUT=2, RESUME_GRACE=3, WAIT_GRACE=5)
+
+
+class ActiveMonitor:
+    """Subscribes to the queue's events: the server's own count at every transition."""
+
+    def __init__(self, queue: str) -> None:
+        self.pubsub = redis.Redis.from_url(REDIS_URL).pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe("{dq:" + queue + "}:events")
+        self.max_active = 0
+        self.events = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            message = self.pubsub.get_message(timeout=0.2)
+            if message:
+                self.events += 1
+                self.max_active = max(self.max_active, json.loads(message["data"])["active"])
+
+    def stop(self) -> None:
+        self._stop = True
+        self.thread.join(2)
+        self.pubsub.close()
+
+
+def history(app) -> list[dict]:
+    with app.app_context():
+        rows = db.session.execute(sa.text(
+            "SELECT token_id, outcome, bytes_sent, joined_at, admitted_at, started_at, finished_at "
+            "FROM downloads ORDER BY admitted_at, joined_at")).mappings().all()
+        return [dict(r) for r in rows]
+
+
+def outcome_of(app, token_id: str, timeout: float = 10.0) -> str:
+    def read():
+        for row in history(app):
+            if row["token_id"] == token_id and row["outcome"]:
+                return row["outcome"]
+        return None
+
+    return wait_until(read, timeout=timeout, message=f"outcome of {token_id}")
+
+
+def token_id(token: str) -> str:
+    from app.services.tokens import verify_token
+
+    from .conftest import SECRET
+
+    return verify_token(SECRET, token).token_id
+
+
+def test_thirty_clients_in_order_never_more_than_capacity(app, gunicorn, make_file, settings):
+    file_id, path = make_file("big.bin", size=3 * 1024 * 1024)
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    server = gunicorn(**FLOW)
+    monitor = ActiveMonitor(settings["QUEUE_NAME"])
+    results, errors = {}, []
+
+    def client(n: int) -> None:
+        try:
+            token = new_token(server.url, file_id)
+            positions, last = wait_turn(server.url, token)
+            assert last.event == "ready", last
+            assert last.json()["download_url"] == f"/api/v1/downloads/{token}"
+            status, digest, size = download_sha(server.url, token)
+            results[n] = (token, status, digest, size, positions)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(30)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.01)
+    for thread in threads:
+        thread.join(180)
+    monitor.stop()
+    assert not errors, errors
+    assert len(results) == 30
+    for token, status, digest, size, _ in results.values():
+        assert (status, digest, size) == (200, expected, 3 * 1024 * 1024)
+    assert monitor.max_active == 3
+    waited = [p for *_, p in results.values() if p]
+    assert waited, "somebody must have waited"
+    for positions in waited:
+        numbers = [e.json()["position"] for e in positions]
+        assert numbers == sorted(numbers, reverse=True)  # only ever moves forward
+        assert all(e.id for e in positions)
+    rows = wait_until(lambda: (r := history(app)) and len(r) == 30 and all(x["outcome"] for x in r) and r,
+                      timeout=15, message="30 history rows")
+    assert {r["outcome"] for r in rows} == {"completed"}
+    assert all(r["bytes_sent"] == 3 * 1024 * 1024 for r in rows)
+    joined = [r["joined_at"] for r in rows]
+    assert joined == sorted(joined)  # admitted in join order
+    intervals = sorted((r["admitted_at"], r["finished_at"]) for r in rows)
+    for admitted_at, _ in intervals:
+        overlapping = sum(1 for a, f in intervals if a <= admitted_at < f)
+        assert overlapping <= 3
+
+
+def test_vanished_and_stalled_clients_free_their_slots(app, gunicorn, make_file):
+    file_id, _ = make_file("big.bin", size=48 * 1024 * 1024)
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1})
+    # 1) admitted but never downloads
+    vanisher = new_token(server.url, file_id)
+    assert wait_turn(server.url, vanisher)[1].event == "ready"
+    # 2) a waiter behind it is admitted once the no-show lease ends
+    staller = new_token(server.url, file_id)
+    assert wait_turn(server.url, staller)[1].event == "ready"
+    assert outcome_of(app, token_id(vanisher)) == "no_show"
+    # 3) the staller reads a little, then stops reading with the connection open
+    raw = RawDownload(server.port, f"/api/v1/downloads/{staller}")
+    assert raw.status == 200 and len(raw.read(100_000)) == 100_000
+    third = new_token(server.url, file_id)
+    started = time.monotonic()
+    assert wait_turn(server.url, third)[1].event == "ready"
+    assert time.monotonic() - started < 10
+    raw.close()
+    assert outcome_of(app, token_id(staller)) == "stalled"
+    assert requests.get(f"{server.url}/api/v1/downloads/{staller}", timeout=5).status_code == 409
+
+
+def test_drop_and_resume_inside_and_outside_the_grace(app, gunicorn, make_file):
+    size = 24 * 1024 * 1024
+    file_id, path = make_file("big.bin", size=size)
+    data = path.read_bytes()
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1})
+    token = new_token(server.url, file_id)
+    assert wait_turn(server.url, token)[1].event == "ready"
+    raw = RawDownload(server.port, f"/api/v1/downloads/{token}")
+    first = raw.read(5_000_000)
+    raw.close()
+    time.sleep(1.0)  # inside RESUME_GRACE (3 s)
+    response = requests.get(f"{server.url}/api/v1/downloads/{token}", timeout=30,
+                            headers={"Range": f"bytes={len(first)}-"})
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == f"bytes {len(first)}-{size - 1}/{size}"
+    assert first + response.content == data
+    assert outcome_of(app, token_id(token)) == "completed"
+    assert requests.get(f"{server.url}/api/v1/downloads/{token}", timeout=5).json()["error"]["code"] == "token_spent"
+
+    late = new_token(server.url, file_id)
+    assert wait_turn(server.url, late)[1].event == "ready"
+    raw = RawDownload(server.port, f"/api/v1/downloads/{late}")
+    raw.read(1_000_000)
+    raw.close()
+    assert outcome_of(app, token_id(late), timeout=15) == "abandoned"
+    response = requests.get(f"{server.url}/api/v1/downloads/{late}", headers={"Range": "bytes=1000000-"}, timeout=5)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "not_in_queue"
+
+
+def test_connections_per_token_are_limited(gunicorn, make_file):
+    file_id, _ = make_file("big.bin", size=32 * 1024 * 1024)
+    server = gunicorn(**{**FLOW, "MAX_CONNECTIONS_PER_TOKEN": 2, "STALL_TIMEOUT": 30})
+    token = new_token(server.url, file_id)
+    assert wait_turn(server.url, token)[1].event == "ready"
+    held = [RawDownload(server.port, f"/api/v1/downloads/{token}") for _ in range(2)]
+    assert [h.status for h in held] == [200, 200]
+    extra = requests.get(f"{server.url}/api/v1/downloads/{token}", timeout=5)
+    assert extra.status_code == 429 and extra.json()["error"]["code"] == "too_many_connections"
+    for h in held:
+        h.close()
+
+
+def test_waiting_client_gets_409_with_its_position(gunicorn, make_file):
+    file_id, _ = make_file()
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 30})
+    first, second = new_token(server.url, file_id), new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{first}", timeout=5).json()["state"] == "ready"
+    body = requests.post(f"{server.url}/api/v1/queue/{second}", timeout=5).json()
+    assert (body["state"], body["position"]) == ("waiting", 1)
+    refused = requests.get(f"{server.url}/api/v1/downloads/{second}", timeout=5)
+    assert refused.status_code == 409
+    assert refused.json()["error"] == {"code": "not_your_turn", "position": 1,
+                                       "message": "You are number 1 in line; wait for your turn."}
+    third = new_token(server.url, file_id)
+    assert requests.get(f"{server.url}/api/v1/downloads/{third}", timeout=5).json()["error"]["code"] == "not_in_queue"
+
+
+def test_status_delete_and_summary(gunicorn, make_file):
+    file_id, _ = make_file()
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 30, "WAIT_GRACE": 2})
+    a, b, c = (new_token(server.url, file_id) for _ in range(3))
+    for token in (a, b, c):
+        requests.post(f"{server.url}/api/v1/queue/{token}", timeout=5)
+    summary = requests.get(f"{server.url}/api/v1/queue", timeout=5).json()
+    assert (summary["capacity"], summary["active"], summary["waiting"]) == (1, 1, 2)
+    assert requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5).json()["position"] == 2
+    status_a = requests.get(f"{server.url}/api/v1/queue/{a}/status", timeout=5).json()
+    assert status_a["state"] == "ready" and status_a["download_url"] == f"/api/v1/downloads/{a}"
+    # c keeps its place by polling; b does not poll and lapses after WAIT_GRACE
+    for _ in range(6):
+        time.sleep(0.5)
+        requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5)
+    assert requests.get(f"{server.url}/api/v1/queue/{b}/status", timeout=5).json()["state"] == "not_queued"
+    assert requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5).json()["position"] == 1
+    left = requests.delete(f"{server.url}/api/v1/queue/{a}", timeout=5).json()
+    assert left == {"left": True, "previous_state": "ready"}
+    assert requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5).json()["state"] == "ready"
+    assert requests.delete(f"{server.url}/api/v1/queue/{a}", timeout=5).json()["left"] is False
+
+
+def test_reconnecting_stream_keeps_its_place(gunicorn, make_file):
+    file_id, _ = make_file()
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 30})
+    holder = new_token(server.url, file_id)
+    requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5)
+    tokens = [new_token(server.url, file_id) for _ in range(3)]
+    for token in tokens:
+        requests.post(f"{server.url}/api/v1/queue/{token}", timeout=5)
+    stream = sse(f"{server.url}/api/v1/queue/{tokens[1]}")
+    first = next(stream)
+    assert (first.event, first.json()["position"]) == ("position", 2)
+    stream.close()
+    time.sleep(1)
+    again = next(sse(f"{server.url}/api/v1/queue/{tokens[1]}", headers={"Last-Event-ID": first.id}))
+    assert again.json()["position"] == 2
+    requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)
+    requests.delete(f"{server.url}/api/v1/queue/{tokens[0]}", timeout=5)
+    positions, last = wait_turn(server.url, tokens[1])
+    assert last.event == "ready"
+
+
+def test_seed_flow_with_a_plain_sse_client(gunicorn, make_file):
+    file_id, path = make_file(size=200_000)
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 30})
+    first = requests.get(f"{server.url}/request/generate/{file_id}", timeout=5).text
+    second = requests.post(f"{server.url}/request/generate/{file_id}", timeout=5).text
+    assert [e.data for e in sse(f"{server.url}/request/order/{first}")] == ["0"]
+    seen = []
+
+    def follow():
+        for event in sse(f"{server.url}/request/order/{second}"):
+            assert event.event == "message"
+            seen.append(event.data)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    wait_until(lambda: seen, message="second client's place")
+    assert seen == ["1"]
+    response = requests.get(f"{server.url}/request/download/{first}", timeout=30)
+    assert response.content == path.read_bytes()
+    thread.join(10)
+    assert seen == ["1", "0"]
+    assert requests.get(f"{server.url}/request/download/{second}", timeout=30).content == path.read_bytes()
+
+
+def test_queue_full_and_token_errors_over_sse(gunicorn, make_file):
+    from app.services.tokens import issue_token
+
+    from .conftest import SECRET
+
+    file_id, _ = make_file()
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "MAX_QUEUE_LENGTH": 1, "ADMIT_TIMEOUT": 30})
+    for _ in range(2):
+        requests.post(f"{server.url}/api/v1/queue/{new_token(server.url, file_id)}", timeout=5)
+    full = new_token(server.url, file_id)
+    event = next(sse(f"{server.url}/api/v1/queue/{full}"))
+    assert event.event == "error" and event.json()["error"]["code"] == "queue_full"
+    assert event.json()["error"]["retry_after"] >= 1
+    posted = requests.post(f"{server.url}/api/v1/queue/{full}", timeout=5)
+    assert posted.status_code == 503 and int(posted.headers["Retry-After"]) >= 1
+    expired, _ = issue_token(SECRET, file_id, -1)
+    event = next(sse(f"{server.url}/api/v1/queue/{expired}"))
+    assert event.event == "error" and event.json()["error"]["code"] == "token_expired"
+    event = next(sse(f"{server.url}/api/v1/queue/not-a-token"))
+    assert event.json()["error"]["code"] == "invalid_token"

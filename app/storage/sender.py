@@ -22,6 +22,7 @@ from .bandwidth import HostShare
 
 CHUNK = 1 << 20
 MIN_CHUNK = 16 << 10
+SHARE_INTERVAL = 0.25  # how often a rate-limited transfer re-reads its share of the host limit
 
 ProgressFn = Callable[[int, bool], bool]
 
@@ -55,6 +56,7 @@ class Transfer:
         self.sent = 0
         self._reported = 0
         self._next_report = time.monotonic() + report_interval
+        self._next_share = time.monotonic() + SHARE_INTERVAL
         self._pace_from = time.monotonic()
         self._pace_bytes = 0
         self._closed = False
@@ -80,9 +82,10 @@ class Transfer:
         if now >= self._next_report:
             self._next_report = now + self.report_interval
             self._report(closing=False)
-            if self.share is not None:
-                self.share.refresh()
-                self._pace_from, self._pace_bytes = now, 0
+        if self.share is not None and now >= self._next_share:
+            self._next_share = now + SHARE_INTERVAL
+            self.share.refresh()
+            self._pace_from, self._pace_bytes = now, 0
         if self.share is not None:
             self._pace_bytes += count
             ahead = self._pace_bytes / self.share.rate - (now - self._pace_from)

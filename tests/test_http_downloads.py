@@ -1,0 +1,228 @@
+"""Issue 4: downloads with real clients (curl, wget, aria2c), ranges, HEAD and bad input."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from app.services.tokens import issue_token
+
+from .conftest import SECRET
+from .http_client import RawDownload, new_token, sse, wait_turn
+
+SERVE = dict(QUEUE_CAPACITY=2, ADMIT_TIMEOUT=30, STALL_TIMEOUT=10, RESUME_GRACE=30, WAIT_GRACE=30)
+
+
+@pytest.fixture
+def served(gunicorn, make_file):
+    """A 16 MiB file and a server; ``admitted()`` returns a token whose turn it is."""
+    file_id, path = make_file("archive.tar.gz", size=16 * 1024 * 1024, display="Résumé 2026 — final.tar.gz")
+    server = gunicorn(**SERVE)
+
+    def admitted() -> str:
+        token = new_token(server.url, file_id)
+        assert wait_turn(server.url, token)[1].event == "ready"
+        return token
+
+    return server, file_id, path, admitted
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_headers_of_a_download(served):
+    server, _, path, admitted = served
+    token = admitted()
+    head = requests.head(f"{server.url}/api/v1/downloads/{token}", timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == str(path.stat().st_size)
+    assert head.headers["Accept-Ranges"] == "bytes"
+    assert head.headers["ETag"].startswith('"') and head.headers["Last-Modified"].endswith("GMT")
+    assert head.headers["Content-Disposition"] == (
+        "attachment; filename=\"Resume 2026  final.tar.gz\"; "
+        "filename*=UTF-8''R%C3%A9sum%C3%A9%202026%20%E2%80%94%20final.tar.gz")
+    response = requests.get(f"{server.url}/api/v1/downloads/{token}", timeout=30)
+    assert response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == sha(path)
+
+
+def test_ranges(served):
+    server, _, path, admitted = served
+    data = path.read_bytes()
+    size = len(data)
+    token = admitted()
+    url = f"{server.url}/api/v1/downloads/{token}"
+    cases = {
+        "bytes=0-99": (206, data[:100], f"bytes 0-99/{size}"),
+        "bytes=8388608-8388707": (206, data[8388608:8388708], f"bytes 8388608-8388707/{size}"),
+        "bytes=-10": (206, data[-10:], f"bytes {size - 10}-{size - 1}/{size}"),
+        f"bytes={size - 5}-{size + 100}": (206, data[-5:], f"bytes {size - 5}-{size - 1}/{size}"),
+    }
+    for header, (status, body, content_range) in cases.items():
+        response = requests.get(url, headers={"Range": header}, timeout=30)
+        assert (response.status_code, response.headers["Content-Range"]) == (status, content_range), header
+        assert response.content == body, header
+    unsatisfiable = requests.get(url, headers={"Range": f"bytes={size}-"}, timeout=5)
+    assert unsatisfiable.status_code == 416
+    assert unsatisfiable.headers["Content-Range"] == f"bytes */{size}"
+    assert unsatisfiable.json()["error"]["code"] == "range_not_satisfiable"
+    head = requests.head(url, headers={"Range": "bytes=10-19"}, timeout=5)
+    assert head.status_code == 206 and head.headers["Content-Length"] == "10"
+    # ignored ranges: malformed, other units, several ranges -> the whole file (RFC 9110)
+    for header in ("bytes=abc", "items=0-5", "bytes=0-1,5-6", "bytes=5-1"):
+        response = requests.get(url, headers={"Range": header}, stream=True, timeout=5)
+        assert response.status_code == 200, header
+        assert response.headers["Content-Length"] == str(size)
+        response.close()
+
+
+def test_if_range(served):
+    server, _, path, admitted = served
+    data = path.read_bytes()
+    token = admitted()
+    url = f"{server.url}/api/v1/downloads/{token}"
+    head = requests.head(url, timeout=5)
+    fresh = requests.get(url, headers={"Range": "bytes=0-9", "If-Range": head.headers["ETag"]}, timeout=5)
+    assert fresh.status_code == 206 and fresh.content == data[:10]
+    dated = requests.get(url, headers={"Range": "bytes=0-9", "If-Range": head.headers["Last-Modified"]}, timeout=5)
+    assert dated.status_code == 206
+    stale = requests.get(url, headers={"Range": "bytes=0-9", "If-Range": '"other"'}, stream=True, timeout=5)
+    assert stale.status_code == 200 and stale.headers["Content-Length"] == str(len(data))
+    stale.close()
+
+
+def test_bad_tokens_never_5xx(served):
+    server, file_id, _, admitted = served
+    expired, _ = issue_token(SECRET, file_id, -1)
+    unknown_file, _ = issue_token(SECRET, 987654, 600)
+    token = admitted()
+    assert requests.get(f"{server.url}/api/v1/downloads/{token}", timeout=30).status_code == 200
+    cases = {
+        "garbled": (403, "invalid_token"),
+        token + "x": (403, "invalid_token"),
+        expired: (410, "token_expired"),
+        unknown_file: (404, "unknown_file"),
+        token: (410, "token_spent"),
+        new_token(server.url, file_id): (409, "not_in_queue"),
+    }
+    for bad, (status, code) in cases.items():
+        for method in ("GET", "HEAD"):
+            response = requests.request(method, f"{server.url}/api/v1/downloads/{bad}", timeout=5)
+            assert response.status_code == status, (bad, method, response.text)
+            if method == "GET":
+                assert response.json()["error"]["code"] == code
+    assert requests.post(f"{server.url}/api/v1/queue/{token}", timeout=5).json()["error"]["code"] == "token_spent"
+    event = next(sse(f"{server.url}/api/v1/queue/{token}"))
+    assert event.event == "error" and event.json()["error"]["code"] == "token_spent"
+    assert requests.get(f"{server.url}/api/v1/queue/{token}/status", timeout=5).json()["state"] == "done"
+    assert requests.get(f"{server.url}/api/v1/queue/{expired}/status", timeout=5).json()["state"] == "expired"
+
+
+@pytest.mark.parametrize("tool", ["curl", "wget", "aria2c"])
+def test_real_clients_resume_byte_identical(served, tmp_path, tool):
+    """Each tool is interrupted mid-download, then resumes under the same token."""
+    server, _, path, admitted = served
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} is not installed (scripts/test.sh installs it)")
+    token = admitted()
+    url = f"{server.url}/api/v1/downloads/{token}"
+    out = tmp_path / "out.bin"
+    commands = {
+        "curl": ["curl", "-sS", "-f", "-C", "-", "-o", str(out), url],
+        "wget": ["wget", "-q", "-c", "-O", str(out), url],
+        "aria2c": ["aria2c", "-q", "-x4", "-s4", "-k1M", "--continue=true", "--auto-file-renaming=false",
+                   "-d", str(tmp_path), "-o", "out.bin", url],
+    }
+    slow = {"curl": ["--limit-rate", "2M"], "wget": ["--limit-rate=2m"], "aria2c": ["--max-overall-download-limit=2M"]}
+    first = subprocess.Popen(commands[tool][:1] + slow[tool] + commands[tool][1:])
+    time.sleep(1.5)
+    first.send_signal(signal.SIGINT)
+    first.wait(10)
+    partial = out.stat().st_size if out.exists() else 0
+    assert 0 < partial < path.stat().st_size or tool == "aria2c"
+    subprocess.run(commands[tool], check=True, timeout=120)
+    assert sha(out) == sha(path)
+    assert requests.get(url, timeout=5).json()["error"]["code"] == "token_spent"
+
+
+def test_bandwidth_limit_is_shared_and_respected(gunicorn, make_file):
+    limit = 8 * 1024 * 1024
+    file_id, path = make_file("big.bin", size=24 * 1024 * 1024)
+    server = gunicorn(**{**SERVE, "BANDWIDTH_LIMIT": limit})
+    tokens = []
+    for _ in range(2):
+        token = new_token(server.url, file_id)
+        assert wait_turn(server.url, token)[1].event == "ready"
+        tokens.append(token)
+    finished = {}
+
+    def fetch(token):
+        response = requests.get(f"{server.url}/api/v1/downloads/{token}", timeout=60)
+        finished[token] = (time.monotonic(), len(response.content))
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=fetch, args=(t,)) for t in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    total = sum(n for _, n in finished.values())
+    elapsed = max(t for t, _ in finished.values()) - began
+    assert total == 2 * path.stat().st_size
+    assert total / elapsed <= limit * 1.10  # never above the limit (slower machines only lower it)
+    ends = sorted(t for t, _ in finished.values())
+    assert ends[1] - ends[0] < 0.25 * elapsed  # shared fairly: both finish together
+
+
+def test_sigterm_ends_open_streams_promptly(gunicorn, make_file):
+    file_id, _ = make_file()
+    server = gunicorn(**{**SERVE, "QUEUE_CAPACITY": 1})
+    requests.post(f"{server.url}/api/v1/queue/{new_token(server.url, file_id)}", timeout=5)
+    ended = []
+
+    def listen():
+        for _ in sse(f"{server.url}/api/v1/queue/{new_token(server.url, file_id)}", timeout=60):
+            pass
+        ended.append(time.monotonic())
+
+    threads = [threading.Thread(target=listen) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    stopped_at = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(20)
+    for thread in threads:
+        thread.join(5)
+    assert len(ended) == 6
+    assert max(ended) - stopped_at < 5  # not the 30 s graceful timeout
+    assert server.proc.returncode == 0
+
+
+def test_killed_worker_slot_is_reclaimed_and_recorded(app, gunicorn, make_file):
+    from .test_http_flow import outcome_of, token_id
+
+    file_id, _ = make_file("big.bin", size=64 * 1024 * 1024)
+    server = gunicorn(**{**SERVE, "QUEUE_CAPACITY": 1, "STALL_TIMEOUT": 2}, workers=2)
+    token = new_token(server.url, file_id)
+    assert wait_turn(server.url, token)[1].event == "ready"
+    raw = RawDownload(server.port, f"/api/v1/downloads/{token}")
+    raw.read(200_000)
+    # find the worker serving this connection and kill it
+    out = subprocess.run(["ss", "-tnpH", f"sport = :{server.port}"], capture_output=True, text=True).stdout
+    pids = {int(p.split("pid=")[1].split(",")[0]) for p in out.split() if "pid=" in p}
+    workers = set(server.worker_pids())
+    victim = pids & workers
+    assert len(victim) >= 1, (pids, workers)
+    for pid in victim:
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+    next_token = new_token(server.url, file_id)
+    assert wait_turn(server.url, next_token, timeout=30)[1].event == "ready"
+    raw.close()
+    assert outcome_of(app, token_id(token), timeout=15) == "stalled"

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from flask import Response
+from flask import Response, request
 
 RETRY_MS = 3000
 
@@ -40,7 +41,13 @@ def json_message(event: str, payload: object, id: int | None = None) -> Message:
 
 
 def stream(messages: Iterable[Message]) -> Response:
-    """A ``text/event-stream`` response that is never buffered by proxies or caches."""
+    """A ``text/event-stream`` response that is never buffered by proxies, caches or Nagle."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (a Unix socket): nothing to tune
 
     def body() -> Iterator[str]:
         yield str(Message(retry=RETRY_MS, comment="connected"))

@@ -1,0 +1,179 @@
+"""Starting the real service (gunicorn + private Redis + SQLite) and nginx for benchmarks."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import Gunicorn, RedisProcess, free_port, wait_until  # noqa: E402
+
+
+def make_file(folder: Path, name: str, size: int) -> Path:
+    """A file of ``size`` random-ish bytes (written in 64 MiB blocks), left in the page cache."""
+    path = folder / name
+    if not path.exists() or path.stat().st_size != size:
+        path.touch(mode=0o644)
+        block = os.urandom(64 << 20)
+        with path.open("wb") as fh:
+            left = size
+            while left:
+                fh.write(block[: min(left, len(block))])
+                left -= min(left, len(block))
+    with path.open("rb") as fh:  # warm the page cache
+        while fh.read(64 << 20):
+            pass
+    return path
+
+
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/bench")
+
+
+def fresh_database(url: str) -> str:
+    """Drop and re-create the benchmark's own PostgreSQL database (never the test one)."""
+    import sqlalchemy as sa
+
+    from app.config import normalize_database_url
+
+    url = normalize_database_url(url)
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url
+
+
+class Service:
+    """Our service under gunicorn with its own redis-server, on PostgreSQL as in production."""
+
+    def __init__(self, workdir: Path, files: Path, workers: int = 2, **settings: object) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.redis = RedisProcess(workdir / "redis").start()
+        self.env = {
+            "APP_ENV": "local",
+            "SECRET_KEY": "bench-secret",
+            "DATABASE_URL": fresh_database(BENCH_DATABASE_URL),
+            "REDIS_URL": self.redis.url,
+            "FILES_ROOT": str(files),
+            "TOKEN_RATE_LIMIT": "1000000/minute",
+            "QUEUE_NAME": "bench",
+            **{k: str(v) for k, v in settings.items()},
+        }
+        env = {**os.environ, **self.env}
+        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
+                       check=True, capture_output=True)
+        self.file_ids: dict[str, int] = {}
+        for path in sorted(files.iterdir()):
+            out = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "files", "add", path.name,
+                                  "--public"], cwd=ROOT, env=env, capture_output=True, text=True)
+            if out.returncode == 0:
+                self.file_ids[path.name] = int(out.stdout.strip().splitlines()[-1])
+        self.server = Gunicorn(self.env, workers=workers, log_path=workdir / "gunicorn.log").start()
+        self.url = self.server.url
+
+    def admitted_token(self, name: str) -> str:
+        token = requests.post(f"{self.url}/api/v1/files/{self.file_ids[name]}/tokens", timeout=10).json()["token"]
+        state = requests.post(f"{self.url}/api/v1/queue/{token}", timeout=10).json()["state"]
+        assert state == "ready", state
+        return token
+
+    def engine(self):
+        """A queue engine on the service's Redis with the service's settings (for the bench)."""
+        import redis
+
+        from app.config import load_config
+        from app.queue.engine import QueueEngine, QueueSettings
+
+        old = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        try:
+            config = load_config()
+        finally:
+            for key, value in old.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        settings = QueueSettings.from_config(vars(config))
+        return QueueEngine(redis.Redis.from_url(self.redis.url), config.QUEUE_NAME, settings)
+
+    def worker_rss_kib(self) -> int:
+        total = 0
+        for pid in self.server.worker_pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.redis.stop()
+
+
+class Nginx:
+    """nginx with ``sendfile on`` serving ``root`` on a free loopback port."""
+
+    def __init__(self, workdir: Path, root: Path) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.port = free_port()
+        prefix = workdir / "nginx"
+        (prefix / "logs").mkdir(parents=True, exist_ok=True)
+        conf = prefix / "nginx.conf"
+        conf.write_text(f"""
+worker_processes 2;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{ root {root}; }}
+    }}
+}}
+""")
+        self.proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_until(self._up, message="nginx")
+
+    def _up(self) -> bool:
+        try:
+            return requests.get(self.url + "/nope", timeout=1).status_code > 0
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def curl_many(urls: list[str], ranged_from: int | None = None) -> tuple[float, int]:
+    """Download every URL at once with curl; returns (seconds, total bytes)."""
+    cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}\\n"]
+    if ranged_from is not None:
+        cmd += ["-r", f"{ranged_from}-"]
+    began = time.perf_counter()
+    procs = [subprocess.Popen(cmd + [url], stdout=subprocess.PIPE, text=True) for url in urls]
+    sizes = [int(p.communicate()[0].strip() or 0) for p in procs]
+    return time.perf_counter() - began, sum(sizes)

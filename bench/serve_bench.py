@@ -78,8 +78,9 @@ def lag_under_load(args, service: Service, size: int) -> tuple[list[float], list
 
     def loop(token: str) -> None:
         while not stop.is_set():
-            subprocess.run(["curl", "-s", "-o", "/dev/null", "-r", f"0-{size - 2}",
-                            f"{service.url}/api/v1/downloads/{token}"], timeout=120)
+            rate = ["--limit-rate", args.load_rate] if args.load_rate else []
+            subprocess.run(["curl", "-s", "-o", "/dev/null", *rate, "-r", f"0-{size - 2}",
+                            f"{service.url}/api/v1/downloads/{token}"], timeout=300)
 
     threads = [threading.Thread(target=loop, args=(t,)) for t in tokens]
     for thread in threads:
@@ -104,6 +105,8 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lag-samples", type=int, default=40)
+    parser.add_argument("--load-rate", default="", help="curl --limit-rate for the 4 loading downloads")
+    parser.add_argument("--only-lag", action="store_true")
     args = parser.parse_args()
     size = args.size_mib << 20
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,13 +116,15 @@ def main() -> None:
             folder.chmod(0o755)  # nginx's workers run as an unprivileged user
         make_file(files, "big.bin", size)
         make_file(files, "small.bin", 4096)
-        nginx = Nginx(work, files)
-        service = Service(work, files, workers=2, QUEUE_CAPACITY=64, ADMIT_TIMEOUT=600, STALL_TIMEOUT=60)
-        try:
-            rows = throughput(args, service, nginx, size)
-        finally:
-            service.stop()
-            nginx.stop()
+        rows = []
+        if not args.only_lag:
+            nginx = Nginx(work, files)
+            service = Service(work, files, workers=2, QUEUE_CAPACITY=64, ADMIT_TIMEOUT=600, STALL_TIMEOUT=60)
+            try:
+                rows = throughput(args, service, nginx, size)
+            finally:
+                service.stop()
+                nginx.stop()
         # lag: one worker, so the SSE waiter shares the loop with the 4 downloads
         lag_service = Service(work / "lag", files, workers=1, QUEUE_CAPACITY=5, ADMIT_TIMEOUT=600,
                               STALL_TIMEOUT=60, RESUME_GRACE=600)
@@ -128,13 +133,15 @@ def main() -> None:
         finally:
             lag_service.stop()
 
-    print(f"\nFile serving, {args.size_mib} MiB from the page cache over loopback, median of {args.repeat}")
-    print(f"{'case':<28}{'ours GB/s':>11}{'nginx GB/s':>12}{'ours/nginx':>12}")
-    for label, ours, peer in rows:
-        print(f"{label:<28}{ours / 1e9:>11.2f}{peer / 1e9:>12.2f}{ours / peer:>12.2f}")
+    if rows:
+        print(f"\nFile serving, {args.size_mib} MiB from the page cache over loopback, median of {args.repeat}")
+        print(f"{'case':<28}{'ours GB/s':>11}{'nginx GB/s':>12}{'ours/nginx':>12}")
+        for label, ours, peer in rows:
+            print(f"{label:<28}{ours / 1e9:>11.2f}{peer / 1e9:>12.2f}{ours / peer:>12.2f}")
     print(f"\nSSE waiter wake-up on the same gevent worker (release -> 'ready' received), {args.lag_samples} samples")
     print(f"{'condition':<28}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
-    for label, values in (("idle", idle), ("4 downloads running", loaded)):
+    loaded_label = f"4 downloads running{' at ' + args.load_rate + '/s' if args.load_rate else ''}"
+    for label, values in (("idle", idle), (loaded_label, loaded)):
         print(f"{label:<28}{statistics.median(values):>10.2f}{pct(values, 0.99):>10.2f}{max(values):>10.2f}")
 
 

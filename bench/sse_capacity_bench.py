@@ -1,0 +1,130 @@
+"""Idle SSE capacity: how many waiting clients one 2-core host holds, and what each costs.
+
+Opens --clients SSE streams (raw sockets from gevent client processes) to the service under
+gunicorn with 2 gevent workers, all waiting behind one held slot; reports worker RSS per
+waiter and the idle Redis commands per waiter per second on the real server. The peer is
+the seed's design, whose per-waiter polling is measured by bench/queue_bench.py.
+
+    python bench/sse_capacity_bench.py [--clients 10000] [--client-procs 2]
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import tempfile
+import time
+from pathlib import Path
+
+from harness import Service, make_file
+
+SECRET = "bench-secret"
+
+
+def hold_streams(port: int, tokens: list[str], report) -> None:
+    """Open one SSE stream per token, read up to its first position event, then stay idle."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import socket
+
+    import gevent
+    from gevent.pool import Pool
+
+    held, failed = [], []
+
+    def open_stream(token: str) -> None:
+        for _ in range(20):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+                sock.sendall(f"GET /api/v1/queue/{token} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+                buf = b""
+                while b"event: position" not in buf:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise OSError("closed")
+                    buf += chunk
+                held.append(sock)
+                return
+            except OSError:
+                gevent.sleep(0.2)
+        failed.append(token)
+
+    pool = Pool(100)
+    for token in tokens:
+        pool.spawn(open_stream, token)
+    pool.join()
+    report.put((len(held), len(failed)))
+    gevent.sleep(3600)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=10_000)
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--idle", type=float, default=20.0)
+    args = parser.parse_args()
+
+    from app.services.tokens import issue_token
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = Path(tmp) / "files"
+        files.mkdir()
+        make_file(files, "small.bin", 4096)
+        service = Service(Path(tmp), files, workers=2, QUEUE_CAPACITY=1, WAIT_GRACE=120,
+                          ADMIT_TIMEOUT=3600, MAX_QUEUE_LENGTH=1_000_000)
+        procs = []
+        try:
+            service.admitted_token("small.bin")  # holds the only slot
+            file_id = service.file_ids["small.bin"]
+            warm = [issue_token(SECRET, file_id, 7200)[0] for _ in range(50)]
+            ctx = multiprocessing.get_context("spawn")
+            report = ctx.Queue()
+            warm_proc = ctx.Process(target=hold_streams, args=(service.server.port, warm, report))
+            warm_proc.start()
+            report.get(timeout=120)
+            procs.append(warm_proc)
+            time.sleep(2)
+            baseline = service.worker_rss_kib()
+
+            per = args.clients // args.client_procs
+            began = time.time()
+            for _ in range(args.client_procs):
+                tokens = [issue_token(SECRET, file_id, 7200)[0] for _ in range(per)]
+                proc = ctx.Process(target=hold_streams, args=(service.server.port, tokens, report))
+                proc.start()
+                procs.append(proc)
+            held = failed = 0
+            for _ in range(args.client_procs):
+                ok, bad = report.get(timeout=900)
+                held, failed = held + ok, failed + bad
+            connect_seconds = time.time() - began
+            time.sleep(3)
+            loaded = service.worker_rss_kib()
+            engine = service.engine()
+            waiting = engine.summary().waiting
+            client = engine.client
+            client.config_resetstat()
+            time.sleep(args.idle)
+            calls = sum(v["calls"] for v in client.info("commandstats").values())
+            still = engine.summary().waiting
+        finally:
+            for proc in procs:
+                proc.kill()
+            service.stop()
+
+    per_waiter = (loaded - baseline) / max(1, held)
+    print(f"\nIdle SSE waiters on one host: gunicorn, 2 gevent workers, {args.client_procs} client processes")
+    print(f"{'streams held':<40}{held:>12}")
+    print(f"{'streams refused / failed':<40}{failed:>12}")
+    print(f"{'waiting in Redis after connect':<40}{waiting:>12}")
+    print(f"{'waiting after idle period':<40}{still:>12}")
+    print(f"{'time to connect all (s)':<40}{connect_seconds:>12.1f}")
+    print(f"{'worker RSS before (MiB)':<40}{baseline / 1024:>12.1f}")
+    print(f"{'worker RSS with all streams (MiB)':<40}{loaded / 1024:>12.1f}")
+    print(f"{'RSS per waiter (KiB)':<40}{per_waiter:>12.1f}")
+    print(f"{'idle Redis cmds / waiter / s':<40}{calls / max(1, held) / args.idle:>12.5f}")
+    print("peer (the seed's loop, measured in queue_bench.py): 2 Redis cmds / waiter / s")
+
+
+if __name__ == "__main__":
+    main()

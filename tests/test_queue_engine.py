@@ -267,3 +267,17 @@ def test_eta_from_admission_rate(make_engine):
     snap = engine.summary()
     assert snap.rate == pytest.approx(0.1, rel=0.05)
     assert snap.eta_seconds(3) == pytest.approx(30, abs=2)
+
+
+def test_eta_from_bytes_before_any_rate_is_known(make_engine):
+    engine = make_engine(capacity=1, wait_grace=1000)
+    join(engine, "a", size=1000)
+    join(engine, "b")
+    join(engine, "c")
+    engine.start("a", "c1")
+    advance(engine, 10)
+    engine.progress("a", "c1", 0, 250, 250)  # 25 bytes/s, 750 left: about 30 s
+    snap = engine.summary()
+    assert snap.rate == 0
+    assert snap.eta_seconds(1) == pytest.approx(30, abs=1)
+    assert snap.eta_seconds(2) == pytest.approx(60, abs=2)

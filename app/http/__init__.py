@@ -5,9 +5,9 @@ from flask import Flask
 
 
 def register_http(app: Flask) -> None:
-    from . import downloads, errors, health, queue, ratelimit, seed, tokens
+    from . import downloads, errors, health, pages, queue, ratelimit, seed, tokens
 
     errors.register(app)
-    for module in (health, tokens, queue, downloads, seed):
+    for module in (health, pages, tokens, queue, downloads, seed):
         app.register_blueprint(module.bp)
     ratelimit.install(app)

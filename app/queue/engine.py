@@ -40,6 +40,20 @@ class QueueSettings:
         )
 
 
+def estimate_eta(position: int | None, rate: float, drain: float, capacity: int) -> int | None:
+    """Seconds until ``position`` is admitted: from the admission rate, else from the bytes
+    the running downloads still have to send (``drain``: seconds until the first finishes)."""
+    if position is None:
+        return None
+    if position <= 0:
+        return 0
+    if rate > 0:
+        return int(round(position / rate))
+    if drain >= 0:
+        return int(round(drain * -(-position // max(1, capacity))))
+    return None
+
+
 @dataclass
 class Snapshot:
     """The reply of a script: the line's figures plus the asking token's view."""
@@ -50,6 +64,7 @@ class Snapshot:
     capacity: int
     rate: float
     version: int
+    drain: float = -1.0
     state: str | None = None
     position: int | None = None
     seq: int | None = None
@@ -70,6 +85,7 @@ class Snapshot:
             capacity=int(data["capacity"]),
             rate=float(data["rate"]),
             version=int(data["version"]),
+            drain=float(data.get("drain", -1)),
             state=data.get("state"),
             position=data.get("position"),
             seq=data.get("seq"),
@@ -79,15 +95,9 @@ class Snapshot:
         )
 
     def eta_seconds(self, position: int | None = None) -> int | None:
-        """Estimated wait for a place in line, from the measured admission rate."""
+        """Estimated wait for a place in line."""
         position = self.position if position is None else position
-        if position is None:
-            return None
-        if position <= 0:
-            return 0
-        if self.rate <= 0:
-            return None
-        return int(round(position / self.rate))
+        return estimate_eta(position, self.rate, self.drain, self.capacity)
 
 
 def _ms(seconds: float) -> int:

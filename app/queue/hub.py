@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from ..errors import Unavailable
 
-from .engine import QueueEngine, Snapshot
+from .engine import QueueEngine, Snapshot, estimate_eta
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Waiter:
     active: int = 0
     capacity: int = 0
     rate: float = 0.0
+    drain: float = -1.0
     state: str = WAITING
     changed: threading.Event = field(default_factory=threading.Event)
 
@@ -52,13 +53,11 @@ class Waiter:
         return woke
 
     def eta_seconds(self) -> int | None:
-        if self.rate <= 0:
-            return None
-        return int(round(self.position / self.rate))
+        return estimate_eta(self.position, self.rate, self.drain, self.capacity)
 
     def _update(self, snap: Snapshot) -> None:
-        self.waiting, self.active, self.capacity, self.rate = (
-            snap.waiting, snap.active, snap.capacity, snap.rate
+        self.waiting, self.active, self.capacity, self.rate, self.drain = (
+            snap.waiting, snap.active, snap.capacity, snap.rate, snap.drain
         )
 
 

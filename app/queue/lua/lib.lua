@@ -123,13 +123,29 @@ local function rate()
   return (n - 1) * 1000 / span
 end
 
+-- seconds until the first running download should finish, from its bytes so far (-1: unknown);
+-- only worked out while the admission rate is still unknown
+local function drain()
+  local best = -1
+  for _, id in ipairs(redis.call('ZRANGE', A, 0, -1)) do
+    local info = get_info(id)
+    if info and info.st and (info.b or 0) > 0 and NOW > info.st then
+      local left = ((info.z or 0) - info.b) * (NOW - info.st) / info.b / 1000
+      if best < 0 or left < best then best = left end
+    end
+  end
+  return best
+end
+
 local function snapshot()
+  local waiting, r = redis.call('ZCARD', W), rate()
   return {
     now = NOW,
-    waiting = redis.call('ZCARD', W),
+    waiting = waiting,
     active = redis.call('ZCARD', A),
     capacity = CAPACITY,
-    rate = rate(),
+    rate = r,
+    drain = (r == 0 and waiting > 0) and drain() or -1,
     version = tonumber(redis.call('HGET', C, 'version') or 0),
   }
 end

@@ -1,0 +1,162 @@
+"""Issue 5: the download page in real headless Chromium against gunicorn (capacity 1)."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pytest
+import requests
+
+from .conftest import OUTPUT
+from .http_client import new_token
+from .support import wait_until
+
+pytestmark = pytest.mark.browser
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+PAGE = dict(QUEUE_CAPACITY=1, ADMIT_TIMEOUT=60, STALL_TIMEOUT=20, RESUME_GRACE=30, WAIT_GRACE=20,
+            BANDWIDTH_LIMIT=8 * 1024 * 1024)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("chromium is not installed (scripts/test.sh installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def open_page(browser, url: str, width: int = 1000):
+    context = browser.new_context(accept_downloads=True, viewport={"width": width, "height": 800})
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
+def test_two_pages_queue_then_download_by_themselves(browser, gunicorn, make_file, tmp_path):
+    file_id, path = make_file("dataset.bin", size=24 * 1024 * 1024, display="Dataset 2026.bin")
+    server = gunicorn(**PAGE)
+    first = open_page(browser, f"{server.url}/")
+    assert "Dataset 2026.bin" in first.inner_text("ul.files")
+    assert "24.0 MiB" in first.inner_text("ul.files")
+    first.click("text=Dataset 2026.bin")
+    assert first.inner_text("h1") == "Dataset 2026.bin"
+    assert sha(path) in first.inner_text("dl.facts")
+    with first.expect_download(timeout=30_000) as first_download:
+        first.click("#start")
+    first.wait_for_selector("#state[data-state=downloading]")
+
+    second = open_page(browser, f"{server.url}/files/{file_id}", width=375)  # a phone-width screen
+    second.wait_for_timeout(1200)  # the first download has reported progress: an ETA exists
+    second.click("#start")
+    second.wait_for_selector("#state[data-state=waiting]")
+    assert second.inner_text("#position") == "#1"
+    eta = second.inner_text("#eta")
+    assert "wait" in eta or "moments" in eta, eta
+    assert "Working out" not in eta
+    assert second.inner_text("#announce").startswith("You are number 1 in line.")
+    (OUTPUT / "screenshots").mkdir(parents=True, exist_ok=True)
+    second.screenshot(path=str(OUTPUT / "screenshots" / "waiting.png"), full_page=True)
+
+    with second.expect_download(timeout=60_000) as second_download:
+        first_download.value.save_as(tmp_path / "first.bin")
+    second_download.value.save_as(tmp_path / "second.bin")
+    assert sha(tmp_path / "first.bin") == sha(path)
+    assert sha(tmp_path / "second.bin") == sha(path)
+    first.wait_for_selector("#state[data-state=done]", timeout=20_000)
+    second.wait_for_selector("#state[data-state=done]", timeout=20_000)
+
+
+def test_reload_keeps_the_place_and_leave_gives_it_back(browser, gunicorn, make_file):
+    file_id, _ = make_file("iso.img", size=4096)
+    server = gunicorn(**PAGE)
+    holder = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5).json()["state"] == "ready"
+    page = open_page(browser, f"{server.url}/files/{file_id}")
+    page.click("#start")
+    page.wait_for_selector("#state[data-state=waiting]")
+    assert page.inner_text("#position") == "#1"
+    behind = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{behind}", timeout=5).json()["position"] == 2
+
+    page.reload()
+    page.wait_for_selector("#state[data-state=waiting]")
+    assert page.inner_text("#position") == "#1"
+    assert requests.get(f"{server.url}/api/v1/queue/{behind}/status", timeout=5).json()["position"] == 2
+
+    page.keyboard.press("Tab")  # keyboard only: focus moves to the Leave button and activates it
+    page.focus("#leave")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#state[data-state=left]")
+    wait_until(lambda: requests.get(f"{server.url}/api/v1/queue/{behind}/status", timeout=5).json()["position"] == 1,
+               message="the client behind moved up")
+    requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)
+    assert requests.get(f"{server.url}/api/v1/queue/{behind}/status", timeout=5).json()["state"] == "ready"
+
+
+def test_leaving_an_admitted_slot_admits_the_next(browser, gunicorn, make_file):
+    file_id, _ = make_file("movie.mkv", size=64 * 1024 * 1024)
+    server = gunicorn(**{**PAGE, "BANDWIDTH_LIMIT": 4 * 1024 * 1024})
+    page = open_page(browser, f"{server.url}/files/{file_id}")
+    with page.expect_download(timeout=30_000):
+        page.click("#start")
+    page.wait_for_selector("#state[data-state=downloading]")
+    behind = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{behind}", timeout=5).json()["state"] == "waiting"
+    page.click("#leave")
+    page.wait_for_selector("#state[data-state=left]")
+    wait_until(lambda: requests.get(f"{server.url}/api/v1/queue/{behind}/status", timeout=5).json()["state"] == "ready",
+               message="next client admitted")
+
+
+def test_queue_full_is_explained(browser, gunicorn, make_file):
+    file_id, _ = make_file("small.bin", size=1000)
+    server = gunicorn(**{**PAGE, "MAX_QUEUE_LENGTH": 1})
+    for _ in range(2):
+        requests.post(f"{server.url}/api/v1/queue/{new_token(server.url, file_id)}", timeout=5)
+    page = open_page(browser, f"{server.url}/files/{file_id}")
+    page.click("#start")
+    page.wait_for_selector("#state[data-state=error]")
+    assert "The line is full right now. Try again in about" in page.inner_text("#message")
+    assert page.inner_text("#start") == "Try again"
+
+
+def test_the_seed_snippet_works_unchanged(browser, gunicorn, make_file, tmp_path):
+    file_id, path = make_file("seed.bin", size=2 * 1024 * 1024)
+    server = gunicorn(**PAGE)
+    holder = requests.get(f"{server.url}/request/generate/{file_id}", timeout=5).text
+    assert requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5).json()["state"] == "ready"
+    token = requests.get(f"{server.url}/request/generate/{file_id}", timeout=5).text
+    page = open_page(browser, f"{server.url}/")
+    # the seed's browser code, its TODO filled with the download call
+    snippet = """([queueUrl, downloadUrl, token]) => {
+        window.seen = [];
+        const eventSource = new EventSource(queueUrl + token);
+        eventSource.onmessage = event => {
+          window.seen.push(event.data);
+          if (event.data === '0') {
+            eventSource.close()
+            window.location.href = downloadUrl + token;
+          }
+        };
+        eventSource.onerror = error => {
+          console.log(error);
+        };
+    }"""
+    page.evaluate(snippet, ["/request/order/", "/request/download/", token])
+    page.wait_for_function("window.seen && window.seen.length >= 1")
+    assert page.evaluate("window.seen") == ["1"]
+    with page.expect_download(timeout=30_000) as download:
+        requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)
+    download.value.save_as(tmp_path / "seed.bin")
+    assert sha(tmp_path / "seed.bin") == sha(path)

@@ -53,7 +53,7 @@ def hold_streams(port: int, tokens: list[str], report) -> None:
     for token in tokens:
         pool.spawn(open_stream, token)
     pool.join()
-    report.put((len(held), len(failed)))
+    report.send((len(held), len(failed)))  # a pipe: no feeder thread, safe after monkey-patching
     gevent.sleep(3600)
 
 
@@ -78,24 +78,28 @@ def main() -> None:
             file_id = service.file_ids["small.bin"]
             warm = [issue_token(SECRET, file_id, 7200)[0] for _ in range(50)]
             ctx = multiprocessing.get_context("spawn")
-            report = ctx.Queue()
-            warm_proc = ctx.Process(target=hold_streams, args=(service.server.port, warm, report))
-            warm_proc.start()
-            report.get(timeout=120)
-            procs.append(warm_proc)
+
+            def spawn(tokens: list[str]):
+                reader, writer = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=hold_streams, args=(service.server.port, tokens, writer))
+                proc.start()
+                procs.append(proc)
+                return reader
+
+            warm_reader = spawn(warm)
+            assert warm_reader.poll(120), "warm-up clients did not connect"
+            warm_reader.recv()
             time.sleep(2)
             baseline = service.worker_rss_kib()
 
             per = args.clients // args.client_procs
             began = time.time()
-            for _ in range(args.client_procs):
-                tokens = [issue_token(SECRET, file_id, 7200)[0] for _ in range(per)]
-                proc = ctx.Process(target=hold_streams, args=(service.server.port, tokens, report))
-                proc.start()
-                procs.append(proc)
+            readers = [spawn([issue_token(SECRET, file_id, 7200)[0] for _ in range(per)])
+                       for _ in range(args.client_procs)]
             held = failed = 0
-            for _ in range(args.client_procs):
-                ok, bad = report.get(timeout=900)
+            for reader in readers:
+                assert reader.poll(900), "clients did not finish connecting"
+                ok, bad = reader.recv()
                 held, failed = held + ok, failed + bad
             connect_seconds = time.time() - began
             time.sleep(3)

@@ -21,7 +21,6 @@ if [ -z "${REDIS_URL:-}" ]; then
   "$redis_bin" --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
     --daemonize no --dir "$INSTANCE_DIR" --logfile "$INSTANCE_DIR/redis.log" &
   redis_pid=$!
-  trap 'kill $redis_pid 2>/dev/null || true' EXIT
   export REDIS_URL="redis://127.0.0.1:$redis_port/0"
   for _ in $(seq 50); do
     python -c "import redis,sys; redis.Redis.from_url('$REDIS_URL').ping()" 2>/dev/null && break
@@ -38,4 +37,12 @@ if ! flask --app wsgi files list | grep -q "demo-100MiB.bin"; then
   flask --app wsgi files add demo-100MiB.bin --name "Demo file (100 MiB).bin" --public
 fi
 echo "serving on http://$HOST:$PORT  (try: curl -X POST http://$HOST:$PORT/api/v1/files/1/tokens)"
-gunicorn -c gunicorn.conf.py wsgi:app
+gunicorn -c gunicorn.conf.py wsgi:app &
+gunicorn_pid=$!
+stop() {
+  kill -TERM "$gunicorn_pid" 2>/dev/null || true
+  wait "$gunicorn_pid" 2>/dev/null || true
+  [ -n "${redis_pid:-}" ] && kill "$redis_pid" 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+wait "$gunicorn_pid"

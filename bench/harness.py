@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import Gunicorn, RedisProcess, free_port, wait_until  # noqa: E402
+from tests.support import Gunicorn, Nginx, RedisProcess  # noqa: E402,F401
 
 
 def make_file(folder: Path, name: str, size: int) -> Path:
@@ -118,54 +116,6 @@ class Service:
     def stop(self) -> None:
         self.server.stop()
         self.redis.stop()
-
-
-class Nginx:
-    """nginx with ``sendfile on`` serving ``root`` on a free loopback port."""
-
-    def __init__(self, workdir: Path, root: Path) -> None:
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.port = free_port()
-        prefix = workdir / "nginx"
-        (prefix / "logs").mkdir(parents=True, exist_ok=True)
-        conf = prefix / "nginx.conf"
-        conf.write_text(f"""
-worker_processes 2;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    server {{
-        listen 127.0.0.1:{self.port};
-        location / {{ root {root}; }}
-    }}
-}}
-""")
-        self.proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        wait_until(self._up, message="nginx")
-
-    def _up(self) -> bool:
-        try:
-            return requests.get(self.url + "/nope", timeout=1).status_code > 0
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGQUIT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def curl_many(urls: list[str], ranged_from: int | None = None) -> tuple[float, int]:

@@ -118,7 +118,7 @@ def main() -> None:
         make_file(files, "small.bin", 4096)
         rows = []
         if not args.only_lag:
-            nginx = Nginx(work, files)
+            nginx = Nginx(work, f"location / {{ root {files}; }}")
             service = Service(work, files, workers=2, QUEUE_CAPACITY=64, ADMIT_TIMEOUT=600, STALL_TIMEOUT=60)
             try:
                 rows = throughput(args, service, nginx, size)

@@ -226,3 +226,29 @@ def test_killed_worker_slot_is_reclaimed_and_recorded(app, gunicorn, make_file):
     assert wait_turn(server.url, next_token, timeout=30)[1].event == "ready"
     raw.close()
     assert outcome_of(app, token_id(token), timeout=15) == "stalled"
+
+
+def test_x_accel_redirect_behind_nginx(app, gunicorn, make_file, tmp_path):
+    from .support import Nginx
+
+    file_id, path = make_file("video.mp4", size=6 * 1024 * 1024)
+    server = gunicorn(**{**SERVE, "X_ACCEL_REDIRECT": "/protected"})
+    nginx = Nginx(tmp_path, f"""
+        location /protected/ {{ internal; alias {app.config['FILES_ROOT']}/; }}
+        location / {{ proxy_pass {server.url}; proxy_buffering off; proxy_http_version 1.1; }}
+    """)
+    try:
+        token = new_token(nginx.url, file_id)
+        assert wait_turn(nginx.url, token)[1].event == "ready"
+        ranged = requests.get(f"{nginx.url}/api/v1/downloads/{token}", headers={"Range": "bytes=0-1048575"}, timeout=30)
+        assert ranged.status_code == 206 and ranged.content == path.read_bytes()[:1048576]
+        rest = requests.get(f"{nginx.url}/api/v1/downloads/{token}", headers={"Range": "bytes=1048576-"}, timeout=30)
+        assert rest.status_code == 206
+        assert hashlib.sha256(ranged.content + rest.content).hexdigest() == sha(path)
+        assert rest.headers["Content-Disposition"] == 'attachment; filename="video.mp4"'
+        spent = requests.get(f"{nginx.url}/api/v1/downloads/{token}", timeout=5)
+        assert spent.status_code == 410 and spent.json()["error"]["code"] == "token_spent"
+        direct = requests.get(f"{nginx.url}/protected/video.mp4", timeout=5)
+        assert direct.status_code == 404  # the internal location is not reachable from outside
+    finally:
+        nginx.stop()

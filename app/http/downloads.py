@@ -48,9 +48,11 @@ def serve(app: Flask, token: str) -> Response:
         return Response(status=status, headers=headers)
     conn_id = downloading.begin(app, download)
     if app.config["X_ACCEL_REDIRECT"]:
+        # nginx serves the bytes, and the Range, from its internal location
+        for name in ("Content-Length", "Content-Range"):
+            headers.pop(name, None)
         headers["X-Accel-Redirect"] = downloading.hand_off(app, download, conn_id)
-        headers["Content-Length"] = "0"
-        return Response(status=status, headers=headers)
+        return Response(status=200, headers=headers)
     body = downloading.transfer(app, download, conn_id, request.environ.get("gunicorn.socket"))
     return Response(body, status=status, headers=headers, direct_passthrough=True)
 

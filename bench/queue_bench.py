@@ -31,6 +31,18 @@ def report(client, tid: str) -> None:
     client.rpush(REPORTS_KEY, f"{tid} {time.time()!r}")
 
 
+def run_waiters(client, ids: list[str], wait_for_turn, pause: float) -> None:
+    """One greenlet per waiter; tell the coordinator once all have joined."""
+    import gevent
+
+    greenlets = []
+    for tid in ids:
+        greenlets.append(gevent.spawn(wait_for_turn, tid))
+        gevent.sleep(pause)
+    client.rpush(READY_KEY, len(ids))
+    gevent.joinall(greenlets)
+
+
 def push_worker(url: str, ids: list[str]) -> None:
     from gevent import monkey
 
@@ -52,12 +64,7 @@ def push_worker(url: str, ids: list[str]) -> None:
             waiter.wait(15)
         report(client, tid)
 
-    greenlets = []
-    for tid in ids:
-        greenlets.append(gevent.spawn(wait_for_turn, tid))
-        gevent.sleep(0)
-    client.rpush(READY_KEY, len(ids))
-    gevent.joinall(greenlets)
+    run_waiters(client, ids, wait_for_turn, pause=0)
 
 
 def seed_worker(url: str, ids: list[str]) -> None:
@@ -85,12 +92,7 @@ def seed_worker(url: str, ids: list[str]) -> None:
                 return
             gevent.sleep(1.0)
 
-    greenlets = []
-    for tid in ids:
-        greenlets.append(gevent.spawn(wait_for_turn, tid))
-        gevent.sleep(0.0005)
-    client.rpush(READY_KEY, len(ids))
-    gevent.joinall(greenlets)
+    run_waiters(client, ids, wait_for_turn, pause=0.0005)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from harness import Nginx, Service, curl_many, make_file
 
 from tests.http_client import sse

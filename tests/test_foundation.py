@@ -241,7 +241,7 @@ def test_healthz_503_when_redis_is_down(settings):
 
 
 def test_healthz_503_when_database_is_down(settings):
-    bad = "postgresql+psycopg2://postgres:postgres@127.0.0.1:%d/test" % free_port()
+    bad = f"postgresql+psycopg2://postgres:postgres@127.0.0.1:{free_port()}/test"
     app = create_app(load_config(**{**settings, "SQLALCHEMY_DATABASE_URI": bad}))
     response = app.test_client().get("/healthz")
     assert response.status_code == 503

@@ -6,7 +6,6 @@ import json
 import threading
 import time
 
-import pytest
 import redis
 import requests
 import sqlalchemy as sa
@@ -98,7 +97,7 @@ def test_thirty_clients_in_order_never_more_than_capacity(app, gunicorn, make_fi
     monitor.stop()
     assert not errors, errors
     assert len(results) == 30
-    for token, status, digest, size, _ in results.values():
+    for _token, status, digest, size, _ in results.values():
         assert (status, digest, size) == (200, expected, 3 * 1024 * 1024)
     assert monitor.max_active == 3
     waited = [p for *_, p in results.values() if p]

@@ -74,7 +74,7 @@ def test_many_processes_fifo_capacity_no_leaks():
         assert replay_max_active(events) == CAPACITY  # full, never over
         finished = {e["t"]: e["outcome"] for e in events if e["event"] == "finished"}
         assert set(finished) == set(admitted_ids)  # every slot came back
-        for tid, (kind, _seq, outcome) in outcomes.items():
+        for tid, (kind, _seq, _outcome) in outcomes.items():
             want = {"normal": "completed", "no_show": "no_show", "staller": "stalled"}.get(kind)
             if want:
                 assert finished[tid] == want, (tid, kind, finished.get(tid))

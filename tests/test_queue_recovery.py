@@ -10,6 +10,7 @@ import uuid
 import pytest
 import redis
 
+from app.errors import Unavailable
 from app.queue.engine import QueueEngine, QueueSettings
 from app.queue.hub import READY, QueueHub
 
@@ -111,7 +112,7 @@ def test_redis_restart_is_survived(tmp_path):
         engine.start("a", "c1")
 
         server.stop()
-        with pytest.raises(Exception):
+        with pytest.raises(Unavailable):
             engine.summary()
         server.start()
 

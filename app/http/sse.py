@@ -1,6 +1,7 @@
 """Server-Sent Events framing and the streaming response that carries it."""
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterable, Iterator
@@ -44,10 +45,8 @@ def stream(messages: Iterable[Message]) -> Response:
     """A ``text/event-stream`` response that is never buffered by proxies, caches or Nagle."""
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):  # not TCP (a Unix socket): nothing to tune
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass  # not TCP (a Unix socket): nothing to tune
 
     def body() -> Iterator[str]:
         yield str(Message(retry=RETRY_MS, comment="connected"))

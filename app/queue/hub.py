@@ -12,6 +12,7 @@ Background loops use ``threading``; under gunicorn's gevent worker they are gree
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import threading
@@ -22,7 +23,6 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ..errors import Unavailable
-
 from .engine import QueueEngine, Snapshot, estimate_eta
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,8 @@ class QueueHub:
                 waiter.state = CLOSED
                 waiter.changed.set()
         if self._pubsub is not None:
-            try:
+            with contextlib.suppress(RedisError, OSError):
                 self._pubsub.close()
-            except (RedisError, OSError):
-                pass
 
     @property
     def closed(self) -> bool:

@@ -134,7 +134,7 @@ def events(app: Flask, claims: TokenClaims, snap: Snapshot) -> Iterator[QueueEve
             if current != last:
                 last = current
                 yield QueueEvent("position", dict(zip(
-                    ("position", "waiting", "active", "capacity", "eta_seconds"), current
+                    ("position", "waiting", "active", "capacity", "eta_seconds"), current, strict=True
                 )), waiter.version)
             if not waiter.wait(HEARTBEAT_SECONDS):
                 yield QueueEvent("heartbeat", {})

@@ -6,6 +6,7 @@ a few seconds. Only used when ``BANDWIDTH_LIMIT`` is set.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -40,7 +41,5 @@ class HostShare:
         return self.rate
 
     def leave(self) -> None:
-        try:
+        with contextlib.suppress(RedisError):
             self.client.zrem(self.key, self.member)
-        except RedisError:
-            pass

@@ -47,7 +47,6 @@ def push_worker(url: str, ids: list[str]) -> None:
     from gevent import monkey
 
     monkey.patch_all()
-    import gevent
 
     from app.queue.connection import connect
     from app.queue.engine import QueueEngine, QueueSettings

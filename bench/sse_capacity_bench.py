@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,19 @@ def hold_streams(port: int, tokens: list[str], report) -> None:
 
     held, failed = [], []
 
+    def watch(sock, token: str) -> None:
+        """Read every event (as a browser would); report the moment ``ready`` arrives."""
+        tail = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            if b"event: ready" in tail + chunk:
+                report.send(("ready", token, time.time()))
+                sock.close()
+                return
+            tail = chunk[-32:]
+
     def open_stream(token: str) -> None:
         for _ in range(20):
             try:
@@ -44,6 +58,7 @@ def hold_streams(port: int, tokens: list[str], report) -> None:
                         raise OSError("closed")
                     buf += chunk
                 held.append(sock)
+                gevent.spawn(watch, sock, token)
                 return
             except OSError:
                 gevent.sleep(0.2)
@@ -53,8 +68,13 @@ def hold_streams(port: int, tokens: list[str], report) -> None:
     for token in tokens:
         pool.spawn(open_stream, token)
     pool.join()
-    report.send((len(held), len(failed)))  # a pipe: no feeder thread, safe after monkey-patching
+    report.send(("connected", len(held), len(failed)))  # a pipe: no feeder thread, safe after patching
     gevent.sleep(3600)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main() -> None:
@@ -62,9 +82,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--idle", type=float, default=20.0)
+    parser.add_argument("--releases", type=int, default=50)
     args = parser.parse_args()
 
-    from app.services.tokens import issue_token
+    from multiprocessing.connection import wait
+
+    from app.services.tokens import issue_token, verify_token
 
     with tempfile.TemporaryDirectory() as tmp:
         files = Path(tmp) / "files"
@@ -74,9 +97,8 @@ def main() -> None:
                           ADMIT_TIMEOUT=3600, MAX_QUEUE_LENGTH=1_000_000)
         procs = []
         try:
-            service.admitted_token("small.bin")  # holds the only slot
+            holder = verify_token(SECRET, service.admitted_token("small.bin")).token_id
             file_id = service.file_ids["small.bin"]
-            warm = [issue_token(SECRET, file_id, 7200)[0] for _ in range(50)]
             ctx = multiprocessing.get_context("spawn")
 
             def spawn(tokens: list[str]):
@@ -86,7 +108,7 @@ def main() -> None:
                 procs.append(proc)
                 return reader
 
-            warm_reader = spawn(warm)
+            warm_reader = spawn([issue_token(SECRET, file_id, 7200)[0] for _ in range(50)])
             assert warm_reader.poll(120), "warm-up clients did not connect"
             warm_reader.recv()
             time.sleep(2)
@@ -99,7 +121,7 @@ def main() -> None:
             held = failed = 0
             for reader in readers:
                 assert reader.poll(900), "clients did not finish connecting"
-                ok, bad = reader.recv()
+                _, ok, bad = reader.recv()
                 held, failed = held + ok, failed + bad
             connect_seconds = time.time() - began
             time.sleep(3)
@@ -111,6 +133,18 @@ def main() -> None:
             time.sleep(args.idle)
             calls = sum(v["calls"] for v in client.info("commandstats").values())
             still = engine.summary().waiting
+
+            # churn: free the slot, time until the head of 10,000 waiters hears ``ready``
+            latencies = []
+            for _ in range(args.releases):
+                released = time.time()
+                engine.leave(holder)
+                ready = wait([warm_reader, *readers], timeout=10)
+                assert ready, "nobody was woken"
+                _, token, woke = ready[0].recv()
+                latencies.append((woke - released) * 1000)
+                holder = verify_token(SECRET, token).token_id
+                time.sleep(0.1)
         finally:
             for proc in procs:
                 proc.kill()
@@ -118,16 +152,19 @@ def main() -> None:
 
     per_waiter = (loaded - baseline) / max(1, held)
     print(f"\nIdle SSE waiters on one host: gunicorn, 2 gevent workers, {args.client_procs} client processes")
-    print(f"{'streams held':<40}{held:>12}")
-    print(f"{'streams refused / failed':<40}{failed:>12}")
-    print(f"{'waiting in Redis after connect':<40}{waiting:>12}")
-    print(f"{'waiting after idle period':<40}{still:>12}")
-    print(f"{'time to connect all (s)':<40}{connect_seconds:>12.1f}")
-    print(f"{'worker RSS before (MiB)':<40}{baseline / 1024:>12.1f}")
-    print(f"{'worker RSS with all streams (MiB)':<40}{loaded / 1024:>12.1f}")
-    print(f"{'RSS per waiter (KiB)':<40}{per_waiter:>12.1f}")
-    print(f"{'idle Redis cmds / waiter / s':<40}{calls / max(1, held) / args.idle:>12.5f}")
-    print("peer (the seed's loop, measured in queue_bench.py): 2 Redis cmds / waiter / s")
+    print(f"{'streams held':<44}{held:>12}")
+    print(f"{'streams refused / failed':<44}{failed:>12}")
+    print(f"{'waiting in Redis after connect':<44}{waiting:>12}")
+    print(f"{'waiting after idle period':<44}{still:>12}")
+    print(f"{'time to connect all (s)':<44}{connect_seconds:>12.1f}")
+    print(f"{'worker RSS before (MiB)':<44}{baseline / 1024:>12.1f}")
+    print(f"{'worker RSS with all streams (MiB)':<44}{loaded / 1024:>12.1f}")
+    print(f"{'RSS per waiter (KiB)':<44}{per_waiter:>12.1f}")
+    print(f"{'idle Redis cmds / waiter / s':<44}{calls / max(1, held) / args.idle:>12.5f}")
+    print(f"{'release -> ready over SSE, p50 (ms)':<44}{statistics.median(latencies):>12.2f}")
+    print(f"{'release -> ready over SSE, p99 (ms)':<44}{percentile(latencies, 0.99):>12.2f}")
+    print(f"{'release -> ready over SSE, max (ms)':<44}{max(latencies):>12.2f}")
+    print("peer (the seed's loop, measured in queue_bench.py): 2 Redis cmds / waiter / s, wake within 1 s")
 
 
 if __name__ == "__main__":

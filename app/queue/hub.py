@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,12 @@ from .engine import QueueEngine, Snapshot, estimate_eta
 log = logging.getLogger(__name__)
 
 WAITING, READY, GONE, CLOSED = "waiting", "ready", "gone", "closed"
+WAKE_BATCH = 256
+
+
+def _wake(waiters: list[Waiter]) -> None:
+    for waiter in waiters:
+        waiter.changed.set()
 
 
 @dataclass(eq=False)
@@ -130,7 +137,7 @@ class QueueHub:
         with self._lock:
             self.waiters.setdefault(token_id, set()).add(waiter)
             if waiter.state == WAITING and waiter.version < self.version:
-                self._catch_up([waiter])
+                _wake(self._catch_up([waiter]))
         return waiter
 
     def detach(self, waiter: Waiter) -> None:
@@ -202,12 +209,17 @@ class QueueHub:
             if self._dirty:
                 with self._lock:
                     self._dirty = False
-                    self._catch_up([w for w in self._all_waiters() if w.state == WAITING])
+                    moved = self._catch_up([w for w in self._all_waiters() if w.state == WAITING])
+                # in batches, so an admission arriving meanwhile is not queued behind thousands
+                for start in range(0, len(moved), WAKE_BATCH):
+                    _wake(moved[start:start + WAKE_BATCH])
+                    time.sleep(0)
 
-    def _catch_up(self, waiters: list[Waiter]) -> None:
-        """Move waiters up by the removals they have not seen yet; wake those that moved."""
+    def _catch_up(self, waiters: list[Waiter]) -> list[Waiter]:
+        """Move waiters up by the removals they have not seen yet; returns those to wake."""
         if not waiters:
-            return
+            return []
+        moved_waiters: list[Waiter] = []
         oldest = self.recent[0].version if self.recent else self.version + 1
         removed_since: dict[int, list[int]] = {}
         stale: list[Waiter] = []
@@ -226,15 +238,16 @@ class QueueHub:
             if moved < len(seqs) and seqs[moved] == waiter.seq:
                 # its own place was removed: admitted (in an event it missed) or gone
                 waiter.state = READY if self._admitted_since(waiter) else GONE
-                waiter.changed.set()
+                moved_waiters.append(waiter)
             elif moved:
                 waiter.position = max(1, waiter.position - moved)
-                waiter.changed.set()
+                moved_waiters.append(waiter)
             waiter.version = self.version
             if snap is not None:
                 waiter._update(snap)
         if stale:
-            self._resync_waiters(stale)
+            moved_waiters.extend(self._resync_waiters(stale))
+        return moved_waiters
 
     def _admitted_since(self, waiter: Waiter) -> bool:
         return any(waiter.token_id in e.admitted for e in self.recent if e.version > waiter.version)
@@ -242,18 +255,20 @@ class QueueHub:
     def resync(self) -> None:
         """Ask Redis for the true view of every local waiter (after missed events)."""
         with self._lock:
-            self._resync_waiters(self._all_waiters())
+            _wake(self._resync_waiters(self._all_waiters()))
 
-    def _resync_waiters(self, waiters: list[Waiter]) -> None:
+    def _resync_waiters(self, waiters: list[Waiter]) -> list[Waiter]:
+        """Set waiters to their true view in Redis; returns those whose view changed."""
         ids = sorted({w.token_id for w in waiters})
         try:
             snap = self.engine.status(ids)
         except Unavailable:
             log.warning("queue resync failed; will retry on the next event")
-            return
+            return []
         self.version = max(self.version, snap.version)
         self.last_snapshot = snap
         self.recent.clear()
+        changed = []
         for waiter in waiters:
             state, position, _lease = snap.tokens.get(waiter.token_id, ["none", 0, 0])
             waiter.version = snap.version
@@ -261,10 +276,11 @@ class QueueHub:
             if state == WAITING:
                 if position != waiter.position:
                     waiter.position = position
-                    waiter.changed.set()
+                    changed.append(waiter)
             elif waiter.state == WAITING:
                 waiter.state = READY if state in ("admitted", "downloading", "paused") else GONE
-                waiter.changed.set()
+                changed.append(waiter)
+        return changed
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:

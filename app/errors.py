@@ -24,13 +24,10 @@ def _error(name: str, code: str, status: int, message: str) -> type[AppError]:
     return type(name, (AppError,), {"code": code, "status": status, "message": message})
 
 
-BadRequest = _error("BadRequest", "bad_request", 400, "The request is malformed.")
 Unauthorized = _error("Unauthorized", "unauthorized", 401, "An issuer API key is required.")
 InvalidToken = _error("InvalidToken", "invalid_token", 403, "The token is invalid.")
 Forbidden = _error("Forbidden", "forbidden", 403, "The API key is not valid.")
 UnknownFile = _error("UnknownFile", "unknown_file", 404, "No such file.")
-NotFound = _error("NotFound", "not_found", 404, "Not found.")
-MethodNotAllowed = _error("MethodNotAllowed", "method_not_allowed", 405, "Method not allowed.")
 NotYourTurn = _error("NotYourTurn", "not_your_turn", 409, "Wait for your turn in the queue.")
 NotInQueue = _error("NotInQueue", "not_in_queue", 409, "Join the queue before downloading.")
 TokenExpired = _error("TokenExpired", "token_expired", 410, "The token has expired.")
@@ -38,7 +35,6 @@ TokenSpent = _error("TokenSpent", "token_spent", 410, "The token has already bee
 RangeNotSatisfiable = _error(
     "RangeNotSatisfiable", "range_not_satisfiable", 416, "The requested range is not satisfiable."
 )
-RateLimited = _error("RateLimited", "rate_limited", 429, "Too many requests; slow down.")
 TooManyConnections = _error(
     "TooManyConnections", "too_many_connections", 429, "Too many connections for this token."
 )

@@ -21,14 +21,3 @@ class File(db.Model):
     sha256 = db.Column(db.String(64), nullable=False)
     public = db.Column(db.Boolean, nullable=False, default=False)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "size": self.size,
-            "content_type": self.content_type,
-            "sha256": self.sha256,
-            "public": self.public,
-            "created_at": self.created_at.isoformat(),
-        }

@@ -157,10 +157,6 @@ class QueueHub:
             except Unavailable:
                 log.warning("could not start the grace period of %s", waiter.token_id)
 
-    def local_count(self) -> int:
-        with self._lock:
-            return sum(len(group) for group in self.waiters.values())
-
     def _all_waiters(self) -> list[Waiter]:
         return [w for group in self.waiters.values() for w in group]
 

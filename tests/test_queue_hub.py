@@ -110,3 +110,25 @@ def test_waiter_attached_after_its_admission_event_is_ready(private_redis):
         assert hub.attach("c", gone).state == GONE
     finally:
         hub.close()
+
+
+def test_far_back_waiters_hear_less_often(private_redis, monkeypatch):
+    from app.queue import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "NEAR_FRONT", 5)
+    monkeypatch.setattr(hub_module, "FAR_INTERVAL", 1.5)
+    engine, hub = make(private_redis, capacity=1)
+    try:
+        ids = [f"t{i:02d}" for i in range(12)]
+        waiters = join_all(engine, hub, ids)
+        for waiter in waiters.values():
+            waiter.woken_at = time.monotonic()
+            waiter.changed.clear()
+        engine.leave(ids[3])  # everyone behind t03 moves up by one
+        near, far = waiters[ids[4]], waiters[ids[10]]
+        wait_until(lambda: near.changed.is_set(), timeout=2, message="near waiter woken")
+        assert near.position == 3
+        assert far.position == 9 and not far.changed.is_set()  # moved, but not told yet
+        wait_until(lambda: far.changed.is_set(), timeout=3, message="far waiter told later")
+    finally:
+        hub.close()

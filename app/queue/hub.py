@@ -30,10 +30,15 @@ log = logging.getLogger(__name__)
 
 WAITING, READY, GONE, CLOSED = "waiting", "ready", "gone", "closed"
 WAKE_BATCH = 256
+# waiters this near the front hear every move (coalesced); those further back at most this often
+NEAR_FRONT = 100
+FAR_INTERVAL = 5.0
 
 
 def _wake(waiters: list[Waiter]) -> None:
+    now = time.monotonic()
     for waiter in waiters:
+        waiter.woken_at = now
         waiter.changed.set()
 
 
@@ -51,6 +56,7 @@ class Waiter:
     rate: float = 0.0
     drain: float = -1.0
     state: str = WAITING
+    woken_at: float = 0.0
     changed: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, timeout: float) -> bool:
@@ -95,6 +101,7 @@ class QueueHub:
         self.recent: deque[_Event] = deque(maxlen=history)
         self.last_snapshot: Snapshot | None = None
         self._dirty = False
+        self._deferred: set[Waiter] = set()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
@@ -144,6 +151,7 @@ class QueueHub:
         """The stream ended: forget it locally; in Redis its place is kept for the grace."""
         with self._lock:
             group = self.waiters.get(waiter.token_id)
+            self._deferred.discard(waiter)
             if group is not None:
                 group.discard(waiter)
                 if not group:
@@ -202,14 +210,26 @@ class QueueHub:
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.coalesce):
-            if self._dirty:
+            if self._dirty or self._deferred:
                 with self._lock:
                     self._dirty = False
                     moved = self._catch_up([w for w in self._all_waiters() if w.state == WAITING])
+                    due = self._due(moved)
                 # in batches, so an admission arriving meanwhile is not queued behind thousands
-                for start in range(0, len(moved), WAKE_BATCH):
-                    _wake(moved[start:start + WAKE_BATCH])
+                for start in range(0, len(due), WAKE_BATCH):
+                    _wake(due[start:start + WAKE_BATCH])
                     time.sleep(0)
+
+    def _due(self, moved: list[Waiter]) -> list[Waiter]:
+        """Who hears about a move now: the front of the line, state changes, and far-back
+        waiters whose last update is ``FAR_INTERVAL`` old (the others are deferred)."""
+        now = time.monotonic()
+        self._deferred.update(moved)
+        due = [w for w in self._deferred
+               if w.state != WAITING or w.position <= NEAR_FRONT or now - w.woken_at >= FAR_INTERVAL]
+        self._deferred.difference_update(due)
+        self._deferred = {w for w in self._deferred if w.state == WAITING}
+        return due
 
     def _catch_up(self, waiters: list[Waiter]) -> list[Waiter]:
         """Move waiters up by the removals they have not seen yet; returns those to wake."""

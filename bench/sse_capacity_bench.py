@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--idle", type=float, default=20.0)
-    parser.add_argument("--releases", type=int, default=50)
+    parser.add_argument("--releases", type=int, default=100)
     args = parser.parse_args()
 
     from multiprocessing.connection import wait
@@ -162,6 +162,7 @@ def main() -> None:
     print(f"{'RSS per waiter (KiB)':<44}{per_waiter:>12.1f}")
     print(f"{'idle Redis cmds / waiter / s':<44}{calls / max(1, held) / args.idle:>12.5f}")
     print(f"{'release -> ready over SSE, p50 (ms)':<44}{statistics.median(latencies):>12.2f}")
+    print(f"{'release -> ready over SSE, p90 (ms)':<44}{percentile(latencies, 0.90):>12.2f}")
     print(f"{'release -> ready over SSE, p99 (ms)':<44}{percentile(latencies, 0.99):>12.2f}")
     print(f"{'release -> ready over SSE, max (ms)':<44}{max(latencies):>12.2f}")
     print("peer (the seed's loop, measured in queue_bench.py): 2 Redis cmds / waiter / s, wake within 1 s")

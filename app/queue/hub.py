@@ -30,9 +30,12 @@ log = logging.getLogger(__name__)
 
 WAITING, READY, GONE, CLOSED = "waiting", "ready", "gone", "closed"
 WAKE_BATCH = 256
-# waiters this near the front hear every move (coalesced); those further back at most this often
+# waiters this near the front hear every move (coalesced); those further back hear at most
+# every FAR_INTERVAL seconds, and no more than FAR_BUDGET of them per flush, oldest news first,
+# so a busy line never turns into one burst of thousands of writes
 NEAR_FRONT = 100
 FAR_INTERVAL = 5.0
+FAR_BUDGET = 500
 
 
 def _wake(waiters: list[Waiter]) -> None:
@@ -224,12 +227,14 @@ class QueueHub:
         """Who hears about a move now: the front of the line, state changes, and far-back
         waiters whose last update is ``FAR_INTERVAL`` old (the others are deferred)."""
         now = time.monotonic()
-        self._deferred.update(moved)
-        due = [w for w in self._deferred
-               if w.state != WAITING or w.position <= NEAR_FRONT or now - w.woken_at >= FAR_INTERVAL]
-        self._deferred.difference_update(due)
         self._deferred = {w for w in self._deferred if w.state == WAITING}
-        return due
+        self._deferred.update(moved)
+        due = [w for w in self._deferred if w.state != WAITING or w.position <= NEAR_FRONT]
+        self._deferred.difference_update(due)
+        stale = sorted((w for w in self._deferred if now - w.woken_at >= FAR_INTERVAL),
+                       key=lambda w: w.woken_at)[:FAR_BUDGET]
+        self._deferred.difference_update(stale)
+        return due + stale
 
     def _catch_up(self, waiters: list[Waiter]) -> list[Waiter]:
         """Move waiters up by the removals they have not seen yet; returns those to wake."""

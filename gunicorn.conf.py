@@ -4,6 +4,7 @@ Every setting can be overridden from the environment (PORT, WEB_CONCURRENCY,
 WORKER_CONNECTIONS, GRACEFUL_TIMEOUT). No preload_app: the gevent worker patches after fork,
 and Redis/database connections must be created inside each worker.
 """
+import gc
 import os
 import signal
 
@@ -29,7 +30,15 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Start the queue machinery now and end open streams promptly on shutdown."""
+    """Start the queue machinery now and end open streams promptly on shutdown.
+
+    The garbage collector is tuned too: with thousands of open streams a worker holds
+    millions of objects, and a full collection of them stalled the event loop for hundreds
+    of milliseconds (bench/sse_capacity_bench.py: wake-up p99 61 ms, max 356 ms; with the
+    start-up objects frozen and rarer collections: 23 ms, max 27 ms).
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
     runtime = worker.wsgi.extensions["download_queue"]
     runtime.start_background()
 

@@ -20,7 +20,7 @@ from gevent.socket import wait_write
 
 from .bandwidth import HostShare
 
-CHUNK = 1 << 20
+CHUNK = 256 << 10
 MIN_CHUNK = 16 << 10
 SHARE_INTERVAL = 0.25  # how often a rate-limited transfer re-reads its share of the host limit
 

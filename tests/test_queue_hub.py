@@ -132,3 +132,15 @@ def test_far_back_waiters_hear_less_often(private_redis, monkeypatch):
         wait_until(lambda: far.changed.is_set(), timeout=3, message="far waiter told later")
     finally:
         hub.close()
+
+
+def test_detaching_twice_is_harmless(private_redis):
+    engine, hub = make(private_redis, capacity=1)
+    try:
+        waiters = join_all(engine, hub, ["a", "b"])
+        hub.detach(waiters["b"])
+        hub.detach(waiters["b"])
+        assert "b" not in hub.waiters
+        assert engine.status(["b"]).tokens["b"][0] == "waiting"  # its place is kept for the grace
+    finally:
+        hub.close()

@@ -4,7 +4,8 @@ The engine publishes one event per state change: the new version, the tokens adm
 the join numbers that left the line. A waiter's position is the number of waiters ahead of
 it, so each removed join number below a waiter's own moves it up by one: positions are kept
 here without asking Redis. Admissions wake their waiter at once; position changes are
-coalesced into one wake per waiter per ``coalesce`` seconds. A missed event (a gap in the
+coalesced: the front of the line hears every ``coalesce`` seconds, waiters further back at
+most every ``FAR_INTERVAL`` seconds within a budget per flush. A missed event (a gap in the
 versions, a reconnect) triggers one resync call for all local waiters.
 
 Background loops use ``threading``; under gunicorn's gevent worker they are greenlets.
@@ -153,15 +154,12 @@ class QueueHub:
     def detach(self, waiter: Waiter) -> None:
         """The stream ended: forget it locally; in Redis its place is kept for the grace."""
         with self._lock:
-            group = self.waiters.get(waiter.token_id)
             self._deferred.discard(waiter)
-            if group is not None:
-                group.discard(waiter)
-                if not group:
-                    del self.waiters[waiter.token_id]
-                    still_here = False
-                else:
-                    still_here = True
+            group = self.waiters.get(waiter.token_id, set())
+            group.discard(waiter)
+            still_here = bool(group)
+            if not still_here:
+                self.waiters.pop(waiter.token_id, None)
         if waiter.state == WAITING and not still_here and not self.closed:
             try:
                 self.engine.touch([waiter.token_id])
@@ -188,6 +186,8 @@ class QueueHub:
                 if self._stop.is_set():
                     return
                 log.warning("queue event subscription lost (%s); reconnecting", exc)
+                with contextlib.suppress(RedisError, OSError):
+                    self._pubsub.close()
                 self._stop.wait(0.5)
 
     def apply(self, event: dict[str, Any]) -> None:

@@ -9,8 +9,6 @@ from ..services.tokens import iso_utc
 bp = Blueprint("tokens", __name__)
 
 
-
-
 @bp.post("/api/v1/files/<int:file_id>/tokens")
 def create_token(file_id: int) -> tuple[Response, int]:
     token, claims = issue_for_file(current_app, file_id, request.headers.get("Authorization"))

@@ -11,10 +11,12 @@ import time
 import pytest
 import requests
 
-from app.services.tokens import issue_token
+from app.queue.engine import QueueEngine, QueueSettings
+from app.services.tokens import issue_token, verify_token
 
 from .conftest import SECRET
 from .http_client import RawDownload, new_token, sse, wait_turn
+from .support import wait_until
 
 SERVE = dict(QUEUE_CAPACITY=2, ADMIT_TIMEOUT=30, STALL_TIMEOUT=10, RESUME_GRACE=30, WAIT_GRACE=30)
 
@@ -125,7 +127,7 @@ def test_bad_tokens_never_5xx(served):
 
 
 @pytest.mark.parametrize("tool", ["curl", "wget", "aria2c"])
-def test_real_clients_resume_byte_identical(served, tmp_path, tool):
+def test_real_clients_resume_byte_identical(served, settings, redis_client, tmp_path, tool):
     """Each tool is interrupted mid-download, then resumes under the same token."""
     server, _, path, admitted = served
     if shutil.which(tool) is None:
@@ -146,6 +148,11 @@ def test_real_clients_resume_byte_identical(served, tmp_path, tool):
     first.wait(10)
     partial = out.stat().st_size if out.exists() else 0
     assert 0 < partial < path.stat().st_size or tool == "aria2c"
+    # resume once the server has seen the interrupted connections close (aria2c reopens 4 at
+    # once, and MAX_CONNECTIONS_PER_TOKEN is 4)
+    engine = QueueEngine(redis_client, str(settings["QUEUE_NAME"]), QueueSettings())
+    tid = verify_token(SECRET, token).token_id
+    wait_until(lambda: engine.status([tid]).tokens[tid][0] == "paused", message="interrupted download paused")
     subprocess.run(commands[tool], check=True, timeout=120)
     assert sha(out) == sha(path)
     assert requests.get(url, timeout=5).json()["error"]["code"] == "token_spent"

@@ -23,7 +23,6 @@ class QueueRuntime:
         self.app = app
         self._pid: int | None = None
         self._lock = threading.Lock()
-        self._client: Redis | None = None
         self._engine: QueueEngine | None = None
         self._hub: QueueHub | None = None
         self._recorder: HistoryRecorder | None = None
@@ -32,38 +31,32 @@ class QueueRuntime:
         return self._pid == os.getpid()
 
     @property
-    def client(self) -> Redis:
-        if not self._fresh() or self._client is None:
-            with self._lock:
-                if not self._fresh() or self._client is None:
-                    self._client = connect(self.app.config["REDIS_URL"], self.app.config["REDIS_MAX_CONNECTIONS"])
-                    self._engine = self._hub = self._recorder = None
-                    self._pid = os.getpid()
-        return self._client
+    def engine(self) -> QueueEngine:
+        """The process's engine and its Redis client, built anew after a fork."""
+        with self._lock:
+            if self._engine is None or not self._fresh():
+                config = self.app.config
+                client = connect(config["REDIS_URL"], config["REDIS_MAX_CONNECTIONS"])
+                self._engine = QueueEngine(client, config["QUEUE_NAME"], QueueSettings.from_config(config))
+                self._hub = self._recorder = None
+                self._pid = os.getpid()
+            return self._engine
 
     @property
-    def engine(self) -> QueueEngine:
-        client = self.client
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    settings = QueueSettings.from_config(self.app.config)
-                    self._engine = QueueEngine(client, self.app.config["QUEUE_NAME"], settings)
-        return self._engine
+    def client(self) -> Redis:
+        return self.engine.client
 
     @property
     def hub(self) -> QueueHub:
         """The process's event hub; starting it also starts the history recorder."""
         engine = self.engine
-        if self._hub is None:
-            with self._lock:
-                if self._hub is None:
-                    hub = QueueHub(engine)
-                    hub.start()
-                    recorder = HistoryRecorder(engine.client, engine.keys.journal, self.app.app_context)
-                    recorder.start()
-                    self._hub, self._recorder = hub, recorder
-        return self._hub
+        with self._lock:
+            if self._hub is None:
+                self._hub = QueueHub(engine)
+                self._hub.start()
+                self._recorder = HistoryRecorder(engine.client, engine.keys.journal, self.app.app_context)
+                self._recorder.start()
+            return self._hub
 
     def start_background(self) -> None:
         """Start the hub, reaper and recorder now (gunicorn's post_worker_init)."""

@@ -40,20 +40,6 @@ class QueueSettings:
         )
 
 
-def estimate_eta(position: int | None, rate: float, drain: float, capacity: int) -> int | None:
-    """Seconds until ``position`` is admitted: from the admission rate, else from the bytes
-    the running downloads still have to send (``drain``: seconds until the first finishes)."""
-    if position is None:
-        return None
-    if position <= 0:
-        return 0
-    if rate > 0:
-        return int(round(position / rate))
-    if drain >= 0:
-        return int(round(drain * -(-position // max(1, capacity))))
-    return None
-
-
 @dataclass
 class Snapshot:
     """The reply of a script: the line's figures plus the asking token's view."""
@@ -95,9 +81,18 @@ class Snapshot:
         )
 
     def eta_seconds(self, position: int | None = None) -> int | None:
-        """Estimated wait for a place in line."""
+        """Seconds until ``position`` is admitted: from the admission rate, else from the bytes
+        the running downloads still have to send (``drain``: seconds until the first finishes)."""
         position = self.position if position is None else position
-        return estimate_eta(position, self.rate, self.drain, self.capacity)
+        if position is None:
+            return None
+        if position <= 0:
+            return 0
+        if self.rate > 0:
+            return int(round(position / self.rate))
+        if self.drain >= 0:
+            return int(round(self.drain * -(-position // max(1, self.capacity))))
+        return None
 
 
 def _ms(seconds: float) -> int:

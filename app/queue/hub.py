@@ -25,7 +25,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ..errors import Unavailable
-from .engine import QueueEngine, Snapshot, estimate_eta
+from .engine import QueueEngine, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,7 @@ class Waiter:
     seq: int
     position: int
     version: int
-    waiting: int = 0
-    active: int = 0
-    capacity: int = 0
-    rate: float = 0.0
-    drain: float = -1.0
+    snap: Snapshot  # the line's latest figures (waiting, active, capacity, rate) it has seen
     state: str = WAITING
     woken_at: float = 0.0
     changed: threading.Event = field(default_factory=threading.Event)
@@ -70,12 +66,7 @@ class Waiter:
         return woke
 
     def eta_seconds(self) -> int | None:
-        return estimate_eta(self.position, self.rate, self.drain, self.capacity)
-
-    def _update(self, snap: Snapshot) -> None:
-        self.waiting, self.active, self.capacity, self.rate, self.drain = (
-            snap.waiting, snap.active, snap.capacity, snap.rate, snap.drain
-        )
+        return self.snap.eta_seconds(self.position)
 
 
 @dataclass
@@ -139,8 +130,7 @@ class QueueHub:
     # -- waiters ---------------------------------------------------------------------
     def attach(self, token_id: str, snap: Snapshot) -> Waiter:
         """Track a local waiter from the snapshot its join returned."""
-        waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version)
-        waiter._update(snap)
+        waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap)
         if snap.state != WAITING:
             waiter.state = READY if snap.state in ("admitted", "downloading", "paused") else GONE
         if self.closed:
@@ -265,7 +255,7 @@ class QueueHub:
                 moved_waiters.append(waiter)
             waiter.version = self.version
             if snap is not None:
-                waiter._update(snap)
+                waiter.snap = snap
         if stale:
             moved_waiters.extend(self._resync_waiters(stale))
         return moved_waiters
@@ -293,7 +283,7 @@ class QueueHub:
         for waiter in waiters:
             state, position, _lease = snap.tokens.get(waiter.token_id, ["none", 0, 0])
             waiter.version = snap.version
-            waiter._update(snap)
+            waiter.snap = snap
             if state == WAITING:
                 if position != waiter.position:
                     waiter.position = position

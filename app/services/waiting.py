@@ -130,7 +130,8 @@ def events(app: Flask, claims: TokenClaims, snap: Snapshot) -> Iterator[QueueEve
             if waiter.state == CLOSED:
                 yield QueueEvent("closed", {})
                 return
-            current = (waiter.position, waiter.waiting, waiter.active, waiter.capacity, waiter.eta_seconds())
+            line = waiter.snap
+            current = (waiter.position, line.waiting, line.active, line.capacity, waiter.eta_seconds())
             if current != last:
                 last = current
                 yield QueueEvent("position", dict(zip(

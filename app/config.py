@@ -7,6 +7,7 @@ process that lacks a real ``SECRET_KEY``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 LOCAL_ENVS = frozenset({"local", "development", "test"})
@@ -17,8 +18,8 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; raised at start-up, never per request."""
 
 
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
@@ -41,36 +42,37 @@ def normalize_database_url(url: str) -> str:
 class Config:
     """Settings for a deployed process; class attributes are computed at import of the env."""
 
-    def __init__(self) -> None:
-        self.APP_ENV = os.environ.get("APP_ENV", "production").strip().lower()
-        self.SECRET_KEY = os.environ.get("SECRET_KEY") or (
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.APP_ENV = env.get("APP_ENV", "production").strip().lower()
+        self.SECRET_KEY = env.get("SECRET_KEY") or (
             DEV_SECRET if self.APP_ENV in LOCAL_ENVS else None
         )
-        instance = Path(os.environ.get("INSTANCE_DIR", Path.cwd() / "instance")).resolve()
+        instance = Path(env.get("INSTANCE_DIR", Path.cwd() / "instance")).resolve()
         self.INSTANCE_DIR = str(instance)
         self.SQLALCHEMY_DATABASE_URI = normalize_database_url(
-            os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'download-queue.sqlite3'}"
+            env.get("DATABASE_URL") or f"sqlite:///{instance / 'download-queue.sqlite3'}"
         )
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-        self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-        self.REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 64, minimum=4)
-        self.FILES_ROOT = str(Path(os.environ.get("FILES_ROOT", instance / "files")).resolve())
-        self.ISSUER_API_KEY = os.environ.get("ISSUER_API_KEY") or None
-        self.TOKEN_TTL = _int("TOKEN_TTL", 3600, minimum=1)
-        self.TOKEN_RATE_LIMIT = os.environ.get("TOKEN_RATE_LIMIT", "60/minute")
-        self.TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
-        self.PORT = _int("PORT", 8000, minimum=1)
-        self.WEB_CONCURRENCY = _int("WEB_CONCURRENCY", 2, minimum=1)
-        self.QUEUE_NAME = os.environ.get("QUEUE_NAME", "default")
-        self.QUEUE_CAPACITY = _int("QUEUE_CAPACITY", 4, minimum=1)
-        self.ADMIT_TIMEOUT = _int("ADMIT_TIMEOUT", 60, minimum=1)
-        self.STALL_TIMEOUT = _int("STALL_TIMEOUT", 30, minimum=1)
-        self.RESUME_GRACE = _int("RESUME_GRACE", 120, minimum=1)
-        self.WAIT_GRACE = _int("WAIT_GRACE", 30, minimum=1)
-        self.MAX_QUEUE_LENGTH = _int("MAX_QUEUE_LENGTH", 100_000, minimum=1)
-        self.BANDWIDTH_LIMIT = _int("BANDWIDTH_LIMIT", 0)
-        self.MAX_CONNECTIONS_PER_TOKEN = _int("MAX_CONNECTIONS_PER_TOKEN", 4, minimum=1)
-        self.X_ACCEL_REDIRECT = os.environ.get("X_ACCEL_REDIRECT") or None
+        self.REDIS_URL = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.REDIS_MAX_CONNECTIONS = _int(env, "REDIS_MAX_CONNECTIONS", 64, minimum=4)
+        self.FILES_ROOT = str(Path(env.get("FILES_ROOT", instance / "files")).resolve())
+        self.ISSUER_API_KEY = env.get("ISSUER_API_KEY") or None
+        self.TOKEN_TTL = _int(env, "TOKEN_TTL", 3600, minimum=1)
+        self.TOKEN_RATE_LIMIT = env.get("TOKEN_RATE_LIMIT", "60/minute")
+        self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
+        self.PORT = _int(env, "PORT", 8000, minimum=1)
+        self.WEB_CONCURRENCY = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
+        self.QUEUE_NAME = env.get("QUEUE_NAME", "default")
+        self.QUEUE_CAPACITY = _int(env, "QUEUE_CAPACITY", 4, minimum=1)
+        self.ADMIT_TIMEOUT = _int(env, "ADMIT_TIMEOUT", 60, minimum=1)
+        self.STALL_TIMEOUT = _int(env, "STALL_TIMEOUT", 30, minimum=1)
+        self.RESUME_GRACE = _int(env, "RESUME_GRACE", 120, minimum=1)
+        self.WAIT_GRACE = _int(env, "WAIT_GRACE", 30, minimum=1)
+        self.MAX_QUEUE_LENGTH = _int(env, "MAX_QUEUE_LENGTH", 100_000, minimum=1)
+        self.BANDWIDTH_LIMIT = _int(env, "BANDWIDTH_LIMIT", 0)
+        self.MAX_CONNECTIONS_PER_TOKEN = _int(env, "MAX_CONNECTIONS_PER_TOKEN", 4, minimum=1)
+        self.X_ACCEL_REDIRECT = env.get("X_ACCEL_REDIRECT") or None
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL
         self.RATELIMIT_KEY_PREFIX = "dq-limits"
@@ -91,9 +93,9 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1 second")
 
 
-def load_config(**overrides: object) -> Config:
-    """Read the environment, apply explicit overrides (tests), and validate."""
-    config = Config()
+def load_config(environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
+    """Read the environment (or ``environ``), apply explicit overrides (tests), and validate."""
+    config = Config(environ)
     for key, value in overrides.items():
         setattr(config, key, value)
     config.validate()

@@ -12,7 +12,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import Gunicorn, Nginx, RedisProcess  # noqa: E402,F401
+from tests.support import Gunicorn, Nginx, RedisProcess  # noqa: E402,F401  (re-exported)
 
 
 def make_file(folder: Path, name: str, size: int) -> Path:
@@ -86,24 +86,15 @@ class Service:
         return token
 
     def engine(self):
-        """A queue engine on the service's Redis with the service's settings (for the bench)."""
+        """A queue engine on the service's Redis with the service's own settings."""
         import redis
 
         from app.config import load_config
         from app.queue.engine import QueueEngine, QueueSettings
 
-        old = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            config = load_config()
-        finally:
-            for key, value in old.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-        settings = QueueSettings.from_config(vars(config))
-        return QueueEngine(redis.Redis.from_url(self.redis.url), config.QUEUE_NAME, settings)
+        config = vars(load_config(self.env))
+        return QueueEngine(redis.Redis.from_url(self.redis.url), config["QUEUE_NAME"],
+                           QueueSettings.from_config(config))
 
     def worker_rss_kib(self) -> int:
         total = 0
@@ -116,6 +107,11 @@ class Service:
     def stop(self) -> None:
         self.server.stop()
         self.redis.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def curl_many(urls: list[str], ranged_from: int | None = None) -> tuple[float, int]:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import RedisProcess, percentile
 
 QUEUE = "bench"
 
@@ -94,11 +92,6 @@ def seed_worker(url: str, ids: list[str]) -> None:
     run_waiters(client, ids, wait_for_turn, pause=0.0005)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def run(mode: str, url: str, args) -> dict[str, float]:
     import redis
 
@@ -169,8 +162,6 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=20.0)
     parser.add_argument("--releases", type=int, default=100)
     args = parser.parse_args()
-
-    from tests.support import RedisProcess
 
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisProcess(Path(tmp)).start()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import requests
-from harness import Nginx, Service, curl_many, make_file
+from harness import Nginx, Service, curl_many, make_file, percentile
 
 from tests.http_client import sse
 
@@ -94,11 +94,6 @@ def lag_under_load(args, service: Service, size: int) -> tuple[list[float], list
     return idle, loaded
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -141,7 +136,7 @@ def main() -> None:
     print(f"{'condition':<28}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     loaded_label = f"4 downloads running{' at ' + args.load_rate + '/s' if args.load_rate else ''}"
     for label, values in (("idle", idle), (loaded_label, loaded)):
-        print(f"{label:<28}{statistics.median(values):>10.2f}{pct(values, 0.99):>10.2f}{max(values):>10.2f}")
+        print(f"{label:<28}{statistics.median(values):>10.2f}{percentile(values, 0.99):>10.2f}{max(values):>10.2f}")
 
 
 if __name__ == "__main__":

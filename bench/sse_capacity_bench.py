@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Service, make_file
+from harness import Service, make_file, percentile
 
 SECRET = "bench-secret"
 
@@ -70,11 +70,6 @@ def hold_streams(port: int, tokens: list[str], report) -> None:
     pool.join()
     report.send(("connected", len(held), len(failed)))  # a pipe: no feeder thread, safe after patching
     gevent.sleep(3600)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main() -> None:

@@ -20,127 +20,119 @@ def private_redis(tmp_path):
     server.stop()
 
 
-def make(client, **settings):
-    engine = QueueEngine(client, "hub", QueueSettings(**{"wait_grace": 60, **settings}))
-    hub = QueueHub(engine, coalesce=0.1, reap_interval=0.2)
-    hub.start()
-    return engine, hub
+@pytest.fixture
+def make(private_redis):
+    """``make(capacity=1)`` -> (engine, started hub); hubs are closed after the test."""
+    hubs = []
+
+    def build(**settings):
+        engine = QueueEngine(private_redis, "hub", QueueSettings(**{"wait_grace": 60, **settings}))
+        hub = QueueHub(engine, coalesce=0.1, reap_interval=0.2)
+        hub.start()
+        hubs.append(hub)
+        return engine, hub
+
+    yield build
+    for hub in hubs:
+        hub.close()
 
 
 def join_all(engine, hub, ids):
     return {tid: hub.attach(tid, engine.join(tid, 1, 10, time.time() + 600, "")) for tid in ids}
 
 
-def test_positions_follow_events_without_asking_redis(private_redis):
-    engine, hub = make(private_redis, capacity=1)
-    try:
-        ids = [f"t{i:03d}" for i in range(100)]
-        waiters = join_all(engine, hub, ids)
-        private_redis.config_resetstat()
-        for tid in ids[2:40:3]:  # 13 waiters leave, from "another process"
-            engine.leave(tid)
-        engine.leave(ids[0])  # the slot frees: t001 admitted
-        wait_until(lambda: waiters[ids[1]].state == READY, message="t001 admitted")
-        time.sleep(0.4)
-        truth = engine.status(ids).tokens
-        for tid, waiter in waiters.items():
-            state, position, _ = truth[tid]
-            if state == "waiting":
-                assert (waiter.state, waiter.position) == (WAITING, position), tid
-        stats = private_redis.info("commandstats")
-        assert "cmdstat_zrank" not in stats or stats["cmdstat_zrank"]["calls"] <= 100  # only the final check
-        left_waiter = waiters[ids[5]]
-        assert left_waiter.state == GONE
-    finally:
-        hub.close()
+def test_positions_follow_events_without_asking_redis(make, private_redis):
+    engine, hub = make(capacity=1)
+    ids = [f"t{i:03d}" for i in range(100)]
+    waiters = join_all(engine, hub, ids)
+    private_redis.config_resetstat()
+    for tid in ids[2:40:3]:  # 13 waiters leave, from "another process"
+        engine.leave(tid)
+    engine.leave(ids[0])  # the slot frees: t001 admitted
+    wait_until(lambda: waiters[ids[1]].state == READY, message="t001 admitted")
+    time.sleep(0.4)
+    truth = engine.status(ids).tokens
+    for tid, waiter in waiters.items():
+        state, position, _ = truth[tid]
+        if state == "waiting":
+            assert (waiter.state, waiter.position) == (WAITING, position), tid
+    stats = private_redis.info("commandstats")
+    assert "cmdstat_zrank" not in stats or stats["cmdstat_zrank"]["calls"] <= 100  # only the final check
+    left_waiter = waiters[ids[5]]
+    assert left_waiter.state == GONE
 
 
-def test_a_gap_in_versions_triggers_a_resync(private_redis):
-    engine, hub = make(private_redis, capacity=1)
-    try:
-        waiters = join_all(engine, hub, ["a", "b", "c", "d"])
-        # remove b behind the hub's back (no event), then announce a later version
-        private_redis.zrem(engine.keys.script_keys[0], "b")
-        private_redis.hincrby(engine.keys.script_keys[5], "version", 5)
-        private_redis.publish(engine.keys.channel, json.dumps({
-            "version": hub.version + 6, "now": 0, "waiting": 2, "active": 1, "capacity": 1, "rate": 0}))
-        wait_until(lambda: waiters["c"].position == 1 and waiters["d"].position == 2, message="resync")
-    finally:
-        hub.close()
+def test_a_gap_in_versions_triggers_a_resync(make, private_redis):
+    engine, hub = make(capacity=1)
+    waiters = join_all(engine, hub, ["a", "b", "c", "d"])
+    # remove b behind the hub's back (no event), then announce a later version
+    private_redis.zrem(engine.keys.script_keys[0], "b")
+    private_redis.hincrby(engine.keys.script_keys[5], "version", 5)
+    private_redis.publish(engine.keys.channel, json.dumps({
+        "version": hub.version + 6, "now": 0, "waiting": 2, "active": 1, "capacity": 1, "rate": 0}))
+    wait_until(lambda: waiters["c"].position == 1 and waiters["d"].position == 2, message="resync")
 
 
-def test_admission_wakes_the_waiter_at_once(private_redis):
-    engine, hub = make(private_redis, capacity=1)
-    try:
-        waiters = join_all(engine, hub, ["a", "b"])
-        latencies = []
-        for i in range(20):
-            nxt = f"n{i}"
-            waiters[nxt] = hub.attach(nxt, engine.join(nxt, 1, 10, time.time() + 600, ""))
-            holder = next(t for t, w in waiters.items() if w.state == READY and t not in ("done",))
-            current = [t for t, w in waiters.items() if w.state == WAITING][0]
-            released = time.perf_counter()
-            engine.leave(holder)
-            waiters[current].wait(2)
-            latencies.append(time.perf_counter() - released)
-            assert waiters[current].state == READY
-            waiters.pop(holder)
-        assert sorted(latencies)[len(latencies) // 2] < 0.5  # woken by the event, not by a poll
-    finally:
-        hub.close()
+def test_admission_wakes_the_waiter_at_once(make):
+    engine, hub = make(capacity=1)
+    waiters = join_all(engine, hub, ["a", "b"])
+    latencies = []
+    for i in range(20):
+        nxt = f"n{i}"
+        waiters[nxt] = hub.attach(nxt, engine.join(nxt, 1, 10, time.time() + 600, ""))
+        holder = next(t for t, w in waiters.items() if w.state == READY and t not in ("done",))
+        current = [t for t, w in waiters.items() if w.state == WAITING][0]
+        released = time.perf_counter()
+        engine.leave(holder)
+        waiters[current].wait(2)
+        latencies.append(time.perf_counter() - released)
+        assert waiters[current].state == READY
+        waiters.pop(holder)
+    assert sorted(latencies)[len(latencies) // 2] < 0.5  # woken by the event, not by a poll
 
 
-def test_closing_the_hub_ends_every_stream(private_redis):
-    engine, hub = make(private_redis, capacity=1)
+def test_closing_the_hub_ends_every_stream(make):
+    engine, hub = make(capacity=1)
     waiters = join_all(engine, hub, ["a", "b", "c"])
     hub.close()
     assert all(w.state == "closed" for w in waiters.values())
 
 
-def test_waiter_attached_after_its_admission_event_is_ready(private_redis):
-    engine, hub = make(private_redis, capacity=1)
-    try:
-        engine.join("a", 1, 10, time.time() + 600, "")
-        late = engine.join("b", 1, 10, time.time() + 600, "")
-        gone = engine.join("c", 1, 10, time.time() + 600, "")
-        engine.leave("a")  # admits b
-        engine.leave("c")  # c leaves on its own
-        wait_until(lambda: hub.version >= gone.version + 2, message="hub saw both events")
-        assert hub.attach("b", late).state == READY
-        assert hub.attach("c", gone).state == GONE
-    finally:
-        hub.close()
+def test_waiter_attached_after_its_admission_event_is_ready(make):
+    engine, hub = make(capacity=1)
+    engine.join("a", 1, 10, time.time() + 600, "")
+    late = engine.join("b", 1, 10, time.time() + 600, "")
+    gone = engine.join("c", 1, 10, time.time() + 600, "")
+    engine.leave("a")  # admits b
+    engine.leave("c")  # c leaves on its own
+    wait_until(lambda: hub.version >= gone.version + 2, message="hub saw both events")
+    assert hub.attach("b", late).state == READY
+    assert hub.attach("c", gone).state == GONE
 
 
-def test_far_back_waiters_hear_less_often(private_redis, monkeypatch):
+def test_far_back_waiters_hear_less_often(make, monkeypatch):
     from app.queue import hub as hub_module
 
     monkeypatch.setattr(hub_module, "NEAR_FRONT", 5)
     monkeypatch.setattr(hub_module, "FAR_INTERVAL", 1.5)
-    engine, hub = make(private_redis, capacity=1)
-    try:
-        ids = [f"t{i:02d}" for i in range(12)]
-        waiters = join_all(engine, hub, ids)
-        for waiter in waiters.values():
-            waiter.woken_at = time.monotonic()
-            waiter.changed.clear()
-        engine.leave(ids[3])  # everyone behind t03 moves up by one
-        near, far = waiters[ids[4]], waiters[ids[10]]
-        wait_until(lambda: near.changed.is_set(), timeout=2, message="near waiter woken")
-        assert near.position == 3
-        assert far.position == 9 and not far.changed.is_set()  # moved, but not told yet
-        wait_until(lambda: far.changed.is_set(), timeout=3, message="far waiter told later")
-    finally:
-        hub.close()
+    engine, hub = make(capacity=1)
+    ids = [f"t{i:02d}" for i in range(12)]
+    waiters = join_all(engine, hub, ids)
+    for waiter in waiters.values():
+        waiter.woken_at = time.monotonic()
+        waiter.changed.clear()
+    engine.leave(ids[3])  # everyone behind t03 moves up by one
+    near, far = waiters[ids[4]], waiters[ids[10]]
+    wait_until(lambda: near.changed.is_set(), timeout=2, message="near waiter woken")
+    assert near.position == 3
+    assert far.position == 9 and not far.changed.is_set()  # moved, but not told yet
+    wait_until(lambda: far.changed.is_set(), timeout=3, message="far waiter told later")
 
 
-def test_detaching_twice_is_harmless(private_redis):
-    engine, hub = make(private_redis, capacity=1)
-    try:
-        waiters = join_all(engine, hub, ["a", "b"])
-        hub.detach(waiters["b"])
-        hub.detach(waiters["b"])
-        assert "b" not in hub.waiters
-        assert engine.status(["b"]).tokens["b"][0] == "waiting"  # its place is kept for the grace
-    finally:
-        hub.close()
+def test_detaching_twice_is_harmless(make):
+    engine, hub = make(capacity=1)
+    waiters = join_all(engine, hub, ["a", "b"])
+    hub.detach(waiters["b"])
+    hub.detach(waiters["b"])
+    assert "b" not in hub.waiters
+    assert engine.status(["b"]).tokens["b"][0] == "waiting"  # its place is kept for the grace

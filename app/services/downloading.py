@@ -87,14 +87,15 @@ def transfer(app: Flask, download: Download, conn_id: str, sock: Any = None) -> 
     rt = runtime(app)
     engine = rt.engine
     token_id, first = download.claims.token_id, download.selection.start
-    reported = [0]
+    reported = 0
 
     def on_progress(sent: int, closing: bool) -> bool:
+        nonlocal reported
         try:
-            snap = engine.progress(token_id, conn_id, first, first + sent, sent - reported[0], closing)
+            snap = engine.progress(token_id, conn_id, first, first + sent, sent - reported, closing)
         except AppError:
             return True  # the store is down: keep serving, the lease decides later
-        reported[0] = sent
+        reported = sent
         return snap.state != "gone"
 
     limit = app.config["BANDWIDTH_LIMIT"]

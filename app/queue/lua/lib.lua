@@ -89,23 +89,23 @@ end
 -- admit from the head of the line while a slot is free
 local function fill()
   while redis.call('ZCARD', A) < CAPACITY do
-    local head = redis.call('ZRANGE', W, 0, 0)[1]
+    local first = redis.call('ZRANGE', W, 0, 0, 'WITHSCORES')
+    local head, seq = first[1], tonumber(first[2])
     if not head then break end
     local info = get_info(head) or {}
     if (info.e or 0) <= NOW then
       drop_waiter(head)
     else
-      local seq = redis.call('ZSCORE', W, head)
       redis.call('ZREM', W, head)
       redis.call('ZREM', P, head)
-      removed[#removed + 1] = tonumber(seq)
+      removed[#removed + 1] = seq
       info.s = 'admitted'
       info.a = NOW
       put_info(head, info)
       redis.call('ZADD', A, NOW + ADMIT_MS, head)
       redis.call('LPUSH', R, NOW)
       redis.call('LTRIM', R, 0, RATE_WINDOW - 1)
-      journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or '', 'seq', info.q or 0})
+      journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or '', 'seq', seq})
       admitted[#admitted + 1] = head
       changed = true
     end

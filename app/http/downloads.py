@@ -46,14 +46,14 @@ def serve(app: Flask, token: str) -> Response:
     if request.method == "HEAD":
         downloading.check_turn(app, download)
         return Response(status=status, headers=headers)
-    conn_id = downloading.begin(app, download)
+    opened = downloading.begin(app, download)
     if app.config["X_ACCEL_REDIRECT"]:
         # nginx serves the bytes, and the Range, from its internal location
         for name in ("Content-Length", "Content-Range"):
             headers.pop(name, None)
-        headers["X-Accel-Redirect"] = downloading.hand_off(app, download, conn_id)
+        headers["X-Accel-Redirect"] = downloading.hand_off(app, download, opened)
         return Response(status=200, headers=headers)
-    body = downloading.transfer(app, download, conn_id, request.environ.get("gunicorn.socket"))
+    body = downloading.transfer(app, download, opened, request.environ.get("gunicorn.socket"))
     return Response(body, status=status, headers=headers, direct_passthrough=True)
 
 

@@ -5,9 +5,10 @@ import logging
 
 from flask import Flask, Response, jsonify
 from flask_limiter.errors import RateLimitExceeded
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import AppError
+from ..errors import AppError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,13 @@ def _retry_after(exc: RateLimitExceeded) -> int:
     return max(1, int(limit.get_expiry()))
 
 
+def _store_down(exc: RedisError) -> Response:
+    """Redis reached outside the queue engine (the rate limiter of token issuance) is down:
+    refuse with 503 like every other route rather than issue tokens without a limit."""
+    log.warning("redis unavailable: %s", exc)
+    return error_response(Unavailable("The queue store is unavailable.", retry_after=5))
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(AppError())
@@ -62,4 +70,5 @@ def _unexpected(exc: Exception) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(AppError, error_response)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RedisError, _store_down)
     app.register_error_handler(Exception, _unexpected)

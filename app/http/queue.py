@@ -16,10 +16,10 @@ bp = Blueprint("queue", __name__, url_prefix="/api/v1/queue")
 def open_feed(app: Flask, token: str, client_addr: str) -> Iterator[QueueEvent]:
     """Join now (inside the request); errors become the feed's only event."""
     try:
-        claims, snap = waiting.join(app, token, client_addr)
+        claims, snap = waiting.join(app, token, client_addr, hold=True)
     except AppError as exc:
         return iter([QueueEvent("error", exc.to_dict())])
-    return waiting.events(app, claims, snap)
+    return waiting.events(app, claims, snap, client_addr)
 
 
 def v1_message(event: QueueEvent, download_url: str) -> Message:

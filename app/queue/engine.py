@@ -1,43 +1,111 @@
 """The queue engine: every decision about the line is one atomic Lua script in Redis.
 
-Python only converts arguments and replies; there is no check-then-act here and no state
-kept beside Redis. Leases use Redis server time, so hosts with skewed clocks agree.
+Python only checks and converts arguments and replies; there is no check-then-act here and no
+state kept beside Redis. Leases use Redis server time, so hosts with skewed clocks agree. The
+queue's rules (capacity, leases, graces) live in Redis with the queue: a process only seeds them
+when the queue has none, and follows what the queue says from then on.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import logging
+import math
+import os
+import secrets
+import socket
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import (
+    MasterDownError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import Unavailable
+from ..errors import AppError, Unavailable
 from .keys import QueueKeys
 from .scripts import QueueScripts
+from .states import TokenState
+
+log = logging.getLogger(__name__)
+
+STATUS_CHUNK = 200  # token ids per status call: keeps each script call well under a millisecond
+MAX_STATUS_IDS = 1000  # status.lua refuses more
+MAX_EXPIRY = 10**10  # seconds since the epoch (year 2286): any later expiry is a bad argument
+
+
+class QueueScriptError(AppError):
+    """A queue script refused its input or failed: a bug to log, not an outage to report."""
+
+    code = "internal"
+    status = 500
+    message = "The queue could not process this request."
 
 
 @dataclass(frozen=True)
 class QueueSettings:
+    """The queue's rules. Stored in Redis; the environment only seeds a queue that has none."""
+
     capacity: int = 4
+    max_queue_length: int = 100_000
     admit_timeout: float = 60.0
     stall_timeout: float = 30.0
     resume_grace: float = 120.0
     wait_grace: float = 30.0
-    max_queue_length: int = 100_000
     max_connections_per_token: int = 4
+    resume_tail: int = 64 << 20
 
     @classmethod
     def from_config(cls, config: Any) -> QueueSettings:
         return cls(
             capacity=config["QUEUE_CAPACITY"],
+            max_queue_length=config["MAX_QUEUE_LENGTH"],
             admit_timeout=config["ADMIT_TIMEOUT"],
             stall_timeout=config["STALL_TIMEOUT"],
             resume_grace=config["RESUME_GRACE"],
             wait_grace=config["WAIT_GRACE"],
-            max_queue_length=config["MAX_QUEUE_LENGTH"],
             max_connections_per_token=config["MAX_CONNECTIONS_PER_TOKEN"],
+            resume_tail=config["RESUME_TAIL"],
         )
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> QueueSettings:
+        """The settings as the scripts store them (durations in ms)."""
+        return cls(
+            capacity=int(stored["capacity"]),
+            max_queue_length=int(stored["max_queue_length"]),
+            admit_timeout=stored["admit_ms"] / 1000,
+            stall_timeout=stored["stall_ms"] / 1000,
+            resume_grace=stored["resume_ms"] / 1000,
+            wait_grace=stored["wait_ms"] / 1000,
+            max_connections_per_token=int(stored["max_connections"]),
+            resume_tail=int(stored["resume_tail"]),
+        )
+
+    def seed_args(self) -> list[int]:
+        """ARGV[3..10] of every script, in lib.lua's order."""
+        return [
+            self.capacity, self.max_queue_length, _ms(self.admit_timeout), _ms(self.stall_timeout),
+            _ms(self.resume_grace), _ms(self.wait_grace), self.max_connections_per_token,
+            self.resume_tail,
+        ]
+
+    def differences(self, other: QueueSettings) -> dict[str, tuple[Any, Any]]:
+        mine, theirs = asdict(self), asdict(other)
+        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """One token as ``status`` sees it."""
+
+    state: TokenState
+    position: int = 0
+    lease: int = 0
 
 
 @dataclass
@@ -50,13 +118,16 @@ class Snapshot:
     capacity: int
     rate: float
     version: int
+    epoch: int = 0
     drain: float = -1.0
     state: str | None = None
     position: int | None = None
     seq: int | None = None
     admitted: list[str] = field(default_factory=list)
     removed: list[int] = field(default_factory=list)
-    tokens: dict[str, list[Any]] = field(default_factory=dict)
+    tokens: dict[str, TokenView] = field(default_factory=dict)
+    settings: QueueSettings | None = None
+    rebind: bool = False
 
     @classmethod
     def parse(cls, raw: bytes | str) -> Snapshot:
@@ -64,6 +135,8 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Snapshot:
+        tokens = data.get("tokens") or {}
+        stored = data.get("settings")
         return cls(
             now=int(data["now"]),
             waiting=int(data["waiting"]),
@@ -71,13 +144,16 @@ class Snapshot:
             capacity=int(data["capacity"]),
             rate=float(data["rate"]),
             version=int(data["version"]),
+            epoch=int(data.get("epoch") or 0),
             drain=float(data.get("drain", -1)),
             state=data.get("state"),
             position=data.get("position"),
             seq=data.get("seq"),
             admitted=list(data.get("admitted") or []),
             removed=[int(s) for s in data.get("removed") or []],
-            tokens=dict(data.get("tokens") or {}),
+            tokens={k: TokenView(TokenState(v[0]), int(v[1]), int(v[2])) for k, v in tokens.items()},
+            settings=QueueSettings.from_stored(stored) if stored else None,
+            rebind=bool(data.get("rebind")),
         )
 
     def eta_seconds(self, position: int | None = None) -> int | None:
@@ -99,90 +175,138 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+def new_owner() -> str:
+    """A name for this process in the queue; a process that stops renewing it is dead."""
+    host = socket.gethostname().replace("|", "_")[:40]
+    return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _check_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 128 or "|" in value:
+        raise ValueError(f"bad {what}: {value!r}")
+    return value
+
+
+def _check_count(value: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
+        raise ValueError(f"bad {what}: {value!r}")
+    return value
+
+
+def _is_outage(exc: RedisError) -> bool:
+    """Connection trouble, a failover or a loading replica: the store is unavailable for now."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError | MasterDownError):
+        return True
+    return not isinstance(exc, ResponseError) or str(exc).startswith(("LOADING", "TRYAGAIN", "CLUSTERDOWN"))
+
+
 class QueueEngine:
     """Python API of one queue; safe to share across greenlets and threads of a process."""
 
-    def __init__(self, client: Redis, name: str, settings: QueueSettings) -> None:
+    def __init__(
+        self, client: Redis, name: str, settings: QueueSettings, owner: str | None = None
+    ) -> None:
         self.client = client
-        self.keys = QueueKeys(name)
-        self.settings = settings
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        self.keys = QueueKeys(name, int(db or 0))
+        self.seed = settings
+        self.settings = settings  # the queue's own, refreshed by every reply
+        self.owner = owner if owner is not None else new_owner()
+        self.rebinds = 0  # times the queue had given this process up for dead
         self.scripts = QueueScripts(client)
-        self._common = [
-            self.keys.channel,
-            settings.capacity,
-            _ms(settings.admit_timeout),
-            _ms(settings.resume_grace),
-        ]
+        self._common = [self.keys.channel, self.owner, *settings.seed_args()]
+        self._told = False
 
-    def _run(self, script: Any, *args: Any) -> Any:
+    def _run(self, name: str, *args: Any, hold: bool = True) -> Snapshot:
+        """Run a script as this process (``hold``: what it binds, this process holds) or as nobody."""
+        common = self._common if hold else [self._common[0], "", *self._common[2:]]
         try:
-            return script(keys=self.keys.script_keys, args=[*self._common, *args])
+            raw = getattr(self.scripts, name)(keys=self.keys.script_keys, args=[*common, *args])
         except RedisError as exc:
-            raise Unavailable("The queue store is unavailable.") from exc
+            if _is_outage(exc):
+                raise Unavailable("The queue store is unavailable.") from exc
+            log.error("queue script %s failed: %s", name, exc)
+            raise QueueScriptError() from exc
+        snap = Snapshot.parse(raw)
+        self._observe(snap)
+        return snap
+
+    def _observe(self, snap: Snapshot) -> None:
+        if snap.rebind:
+            self.rebinds += 1
+        stored = snap.settings
+        if stored is None or stored == self.settings:
+            return
+        changes = (self.settings if self._told else self.seed).differences(stored)
+        if not self._told:
+            log.warning("queue %r follows its own settings, not this process's: %s", self.keys.queue,
+                        ", ".join(f"{k}={v[1]} (started with {v[0]})" for k, v in changes.items()))
+        else:
+            log.info("queue %r settings changed: %s", self.keys.queue,
+                     ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in changes.items()))
+        self._told = True
+        self.settings = stored
 
     def join(
-        self, token_id: str, file_id: int, size: int, expires_at: float, client_addr: str = ""
+        self, token_id: str, file_id: int, size: int, expires_at: float, client_addr: str = "",
+        hold: bool = False,
     ) -> Snapshot:
-        """Join the line or re-attach to this token's place; admits the head when a slot is free."""
-        return Snapshot.parse(
-            self._run(
-                self.scripts.join,
-                token_id,
-                file_id,
-                size,
-                _ms(expires_at),
-                _ms(self.settings.wait_grace),
-                self.settings.max_queue_length,
-                client_addr,
-            )
-        )
+        """Join the line or re-attach to this token's place; admits the head when a slot is free.
 
-    def status(self, token_ids: list[str], renew_presence: bool = False) -> Snapshot:
-        """States and positions of tokens; renewing presence makes it count as being seen."""
-        grace = _ms(self.settings.wait_grace) if renew_presence else 0
-        return Snapshot.parse(self._run(self.scripts.status, grace, *token_ids))
+        ``hold``: a stream of this process holds the waiter (no presence deadline while it lives).
+        """
+        _check_id(token_id, "token id")
+        _check_count(file_id, "file id")
+        _check_count(size, "file size")
+        if not (isinstance(expires_at, int | float) and math.isfinite(expires_at)
+                and 0 <= expires_at < MAX_EXPIRY):
+            raise ValueError(f"bad token expiry: {expires_at!r}")
+        return self._run("join", token_id, file_id, size, _ms(expires_at), client_addr[:64], hold=hold)
 
-    def touch(self, token_ids: list[str], grace: float | None = None) -> Snapshot:
-        """Renew waiters' presence for ``grace`` seconds (ids no longer waiting are ignored)."""
-        grace = self.settings.wait_grace if grace is None else grace
-        return Snapshot.parse(self._run(self.scripts.touch, _ms(grace), *token_ids))
+    def status(self, token_ids: list[str], mode: str = "read") -> Snapshot:
+        """States and positions of at most 1,000 tokens (callers chunk by ``STATUS_CHUNK``).
+
+        ``mode``: ``read``; ``renew`` (a poll counts as being seen); ``hold`` (this process's
+        streams hold the waiters among them: a resync)."""
+        if mode not in ("read", "renew", "hold"):
+            raise ValueError(f"bad status mode: {mode!r}")
+        if len(token_ids) > MAX_STATUS_IDS:
+            raise ValueError(f"at most {MAX_STATUS_IDS} token ids per status call")
+        for token_id in token_ids:
+            _check_id(token_id, "token id")
+        return self._run("status", mode, *token_ids, hold=mode == "hold")
+
+    def unbind(self, token_id: str) -> Snapshot:
+        """This process's stream of a waiter closed: its wait grace starts now."""
+        return self._run("unbind", _check_id(token_id, "token id"))
 
     def leave(self, token_id: str) -> Snapshot:
         """Give back a place or a slot; the next waiter is admitted in the same step."""
-        return Snapshot.parse(self._run(self.scripts.leave, token_id))
+        return self._run("leave", _check_id(token_id, "token id"), hold=False)
 
     def reap(self) -> Snapshot:
-        """Reclaim expired leases and lapsed waiters, then fill free slots."""
-        return Snapshot.parse(self._run(self.scripts.reap))
+        """Reclaim what ran out and fill free slots; also this process's sign of life."""
+        return self._run("reap")
 
-    def start(self, token_id: str, conn_id: str) -> Snapshot:
-        """Register a download connection; state ``ok`` means the slot is held."""
-        return Snapshot.parse(
-            self._run(
-                self.scripts.start,
-                token_id,
-                conn_id,
-                self.settings.max_connections_per_token,
-                _ms(self.settings.stall_timeout),
-            )
-        )
+    def start(self, token_id: str, conn_id: str, length: int = 0) -> Snapshot:
+        """Register a download connection asking for ``length`` bytes; ``ok`` means the slot is
+        held, ``tail`` that a completed token may fetch them without one."""
+        return self._run("start", _check_id(token_id, "token id"), _check_id(conn_id, "connection id"),
+                         _check_count(length, "length"))
 
     def progress(
-        self, token_id: str, conn_id: str, first: int, end: int, delta: int, closing: bool = False
+        self, token_id: str, conn_id: str, first: int, end: int, delta: int,
+        closing: bool = False, range_end: int | None = None,
     ) -> Snapshot:
-        """Report bytes sent on a connection: renews the lease and completes the download."""
-        return Snapshot.parse(
-            self._run(
-                self.scripts.progress,
-                token_id,
-                conn_id,
-                first,
-                end,
-                delta,
-                _ms(self.settings.stall_timeout),
-                1 if closing else 0,
-            )
-        )
+        """Report bytes the client acknowledged on a connection (``[first, end)`` so far, of a
+        request for ``[first, range_end)``): renews the lease and completes the download."""
+        range_end = end if range_end is None else range_end
+        for value, what in ((first, "first"), (end, "end"), (delta, "delta"), (range_end, "range end")):
+            _check_count(value, what)
+        if not first <= end <= range_end:
+            raise ValueError(f"bad progress range: {first} <= {end} <= {range_end}")
+        return self._run("progress", _check_id(token_id, "token id"), _check_id(conn_id, "connection id"),
+                         first, end, delta, range_end, 1 if closing else 0)
 
     def summary(self) -> Snapshot:
-        return Snapshot.parse(self._run(self.scripts.summary))
+        return self._run("summary", hold=False)

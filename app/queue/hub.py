@@ -1,35 +1,40 @@
 """One subscription per process that wakes the local waiters whose view changed.
 
-The engine publishes one event per state change: the new version, the tokens admitted and
-the join numbers that left the line. A waiter's position is the number of waiters ahead of
-it, so each removed join number below a waiter's own moves it up by one: positions are kept
-here without asking Redis. Admissions wake their waiter at once; position changes are
-coalesced: the front of the line hears every ``coalesce`` seconds, waiters further back at
-most every ``FAR_INTERVAL`` seconds within a budget per flush. A missed event (a gap in the
-versions, a reconnect) triggers one resync call for all local waiters.
+The engine publishes one event per state change: the epoch and version, the tokens admitted
+and the join numbers that left the line. ``PositionTracker`` turns those into positions
+without asking Redis. Admissions wake their waiter at once; position changes are coalesced:
+the front of the line hears every ``coalesce`` seconds, waiters further back at most every
+``FAR_INTERVAL`` seconds within a budget per flush. Waiters whose events are not known here
+(a gap, a new epoch, a new subscription) are asked about in chunks, spread out, so a Redis
+blip does not turn into a storm.
+
+Housekeeping calls ``reap`` about once a second: it reclaims what ran out everywhere and is
+this process's sign of life, which holds every waiter of its streams and every download
+connection it serves (one call per process, whatever the number of waiters). Calls that
+failed while Redis was away (a stream's end, a download's final report) are retried here.
 
 Background loops use ``threading``; under gunicorn's gevent worker they are greenlets.
 """
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import logging
+import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from ..errors import Unavailable
-from .engine import QueueEngine, Snapshot
+from ..errors import AppError, Unavailable
+from .engine import STATUS_CHUNK, QueueEngine, Snapshot
+from .tracker import Change, Observed, PositionTracker, Waiter, WaiterState
 
 log = logging.getLogger(__name__)
 
-WAITING, READY, GONE, CLOSED = "waiting", "ready", "gone", "closed"
 WAKE_BATCH = 256
 # waiters this near the front hear every move (coalesced); those further back hear at most
 # every FAR_INTERVAL seconds, and no more than FAR_BUDGET of them per flush, oldest news first,
@@ -37,6 +42,9 @@ WAKE_BATCH = 256
 NEAR_FRONT = 100
 FAR_INTERVAL = 5.0
 FAR_BUDGET = 500
+RESYNC_PAUSE = 0.005  # between two resync chunks: other clients of Redis go first
+RESYNC_JITTER = 1.0  # a new subscription waits up to this long before resyncing
+MAX_LATER = 100_000  # calls kept for retry while Redis is away
 
 
 def _wake(waiters: list[Waiter]) -> None:
@@ -46,36 +54,6 @@ def _wake(waiters: list[Waiter]) -> None:
         waiter.changed.set()
 
 
-@dataclass(eq=False)
-class Waiter:
-    """A client of this process waiting in line; read by its stream, written by the hub."""
-
-    token_id: str
-    seq: int
-    position: int
-    version: int
-    snap: Snapshot  # the line's latest figures (waiting, active, capacity, rate) it has seen
-    state: str = WAITING
-    woken_at: float = 0.0
-    changed: threading.Event = field(default_factory=threading.Event)
-
-    def wait(self, timeout: float) -> bool:
-        """Block until the hub changed this waiter's view (True) or ``timeout`` passed."""
-        woke = self.changed.wait(timeout)
-        self.changed.clear()
-        return woke
-
-    def eta_seconds(self) -> int | None:
-        return self.snap.eta_seconds(self.position)
-
-
-@dataclass
-class _Event:
-    version: int
-    removed: list[int]
-    admitted: list[str]
-
-
 class QueueHub:
     """Per-process fan-out of queue events to local waiters, plus housekeeping loops."""
 
@@ -83,26 +61,26 @@ class QueueHub:
         self,
         engine: QueueEngine,
         coalesce: float = 1.0,
-        touch_interval: float | None = None,
         reap_interval: float = 1.0,
         history: int = 4096,
+        resync_jitter: float = RESYNC_JITTER,
     ) -> None:
         self.engine = engine
         self.coalesce = coalesce
-        self.touch_interval = touch_interval or max(1.0, min(10.0, engine.settings.wait_grace / 3))
         self.reap_interval = reap_interval
+        self.resync_jitter = resync_jitter
+        self.tracker = PositionTracker(history)
         self.waiters: dict[str, set[Waiter]] = {}
-        self.version = 0
-        self.recent: deque[_Event] = deque(maxlen=history)
-        self.last_snapshot: Snapshot | None = None
         self._dirty = False
         self._deferred: set[Waiter] = set()
+        self._stale = threading.Event()
+        self._later: deque[Callable[[], Any]] = deque()
+        self._rebinds = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pubsub: Any = None
-        self._touched_version = 0
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -113,11 +91,14 @@ class QueueHub:
         self._subscribed.wait(5)
 
     def close(self) -> None:
-        """Stop the loops and end every local stream, so clients reconnect elsewhere."""
+        """Stop the loops and end every local stream, so clients reconnect elsewhere.
+
+        The waiters' places are not given back one by one: this process stops renewing its
+        sign of life and the queue starts their grace from its last renewal."""
         self._stop.set()
         with self._lock:
             for waiter in self._all_waiters():
-                waiter.state = CLOSED
+                waiter.state = WaiterState.CLOSED
                 waiter.changed.set()
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -129,32 +110,44 @@ class QueueHub:
 
     # -- waiters ---------------------------------------------------------------------
     def attach(self, token_id: str, snap: Snapshot) -> Waiter:
-        """Track a local waiter from the snapshot its join returned."""
-        waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap)
-        if snap.state != WAITING:
-            waiter.state = READY if snap.state in ("admitted", "downloading", "paused") else GONE
+        """Track a local waiter from the snapshot its (holding) join returned."""
+        waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap.epoch, snap)
+        if snap.state != WaiterState.WAITING:
+            waiter.state = WaiterState.READY if snap.state in ("admitted", "downloading", "paused") \
+                else WaiterState.GONE
         if self.closed:
-            waiter.state = CLOSED
+            waiter.state = WaiterState.CLOSED
         with self._lock:
             self.waiters.setdefault(token_id, set()).add(waiter)
-            if waiter.state == WAITING and waiter.version < self.version:
-                _wake(self._catch_up([waiter]))
+            if self.tracker.catch_up(waiter) != Change.SAME:
+                self._dirty = True
         return waiter
 
     def detach(self, waiter: Waiter) -> None:
-        """The stream ended: forget it locally; in Redis its place is kept for the grace."""
+        """The stream ended: its wait grace starts now (unless another stream here holds it)."""
         with self._lock:
             self._deferred.discard(waiter)
             group = self.waiters.get(waiter.token_id, set())
             group.discard(waiter)
-            still_here = bool(group)
-            if not still_here:
-                self.waiters.pop(waiter.token_id, None)
-        if waiter.state == WAITING and not still_here and not self.closed:
-            try:
-                self.engine.touch([waiter.token_id])
-            except Unavailable:
-                log.warning("could not start the grace period of %s", waiter.token_id)
+            if group:
+                return
+            self.waiters.pop(waiter.token_id, None)
+        if waiter.state == WaiterState.WAITING and not self.closed:
+            self.call_or_retry(lambda: self._unbind(waiter.token_id))
+
+    def _unbind(self, token_id: str) -> None:
+        if token_id not in self.waiters:  # not re-attached meanwhile
+            self.engine.unbind(token_id)
+
+    def call_or_retry(self, call: Callable[[], Any]) -> None:
+        """Make a call the queue must hear; while Redis is away keep it for the housekeeping loop."""
+        try:
+            call()
+        except Unavailable:
+            if len(self._later) >= MAX_LATER:
+                log.error("dropping a queue call kept for retry: %d are waiting", MAX_LATER)
+                self._later.popleft()
+            self._later.append(call)
 
     def _all_waiters(self) -> list[Waiter]:
         return [w for group in self.waiters.values() for w in group]
@@ -165,156 +158,129 @@ class QueueHub:
             try:
                 self._pubsub = self.engine.client.pubsub(ignore_subscribe_messages=True)
                 self._pubsub.subscribe(self.engine.keys.channel)
+                # a new subscription may follow a restart or a failover: start from what the
+                # queue says now, even if its version went back
+                snap = self.engine.summary()
+                with self._lock:
+                    self.tracker.reset(snap)
+                    self._dirty = True
                 self._subscribed.set()
-                self.resync()
                 while not self._stop.is_set():
                     # a bounded wait: an idle channel must not hit the client's socket timeout
                     message = self._pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
-                        self.apply(json.loads(message["data"]))
-            except (RedisError, Unavailable, OSError, ValueError, AttributeError) as exc:
+                        self.apply(Snapshot.from_dict(json.loads(message["data"])))
+            except (RedisError, AppError, OSError, ValueError, AttributeError) as exc:
                 if self._stop.is_set():
                     return
                 log.warning("queue event subscription lost (%s); reconnecting", exc)
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(RedisError, OSError, AttributeError):
                     self._pubsub.close()
-                self._stop.wait(0.5)
+                self._stop.wait(0.5 + random.random() * self.resync_jitter)
 
-    def apply(self, event: dict[str, Any]) -> None:
-        """Apply one published event; a gap in versions means events were missed."""
-        version = int(event["version"])
-        snap = Snapshot.from_dict(event)
+    def apply(self, event: Snapshot) -> None:
+        """Apply one published event: admissions wake now, moves at the next flush."""
         with self._lock:
-            if version <= self.version:
+            seen = self.tracker.observe(event)
+            if seen == Observed.OLD:
                 return
-            if version != self.version + 1:
-                log.info("queue events %d..%d missed; resyncing", self.version + 1, version - 1)
-                self.resync()
-                return
-            self.version = version
-            self.last_snapshot = snap
-            self.recent.append(_Event(version, sorted(snap.removed), snap.admitted))
-            for token_id in snap.admitted:
+            if seen != Observed.APPLIED:
+                log.info("queue events missed (%s at version %d); resyncing", seen, event.version)
+            for token_id in event.admitted:
                 for waiter in self.waiters.get(token_id, ()):
-                    waiter.state = READY
-                    waiter.version = version
-                    waiter.changed.set()
+                    if self.tracker.admitted_now(event, waiter):
+                        waiter.changed.set()
             self._dirty = True
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.coalesce):
-            if self._dirty or self._deferred:
-                with self._lock:
-                    self._dirty = False
-                    moved = self._catch_up([w for w in self._all_waiters() if w.state == WAITING])
-                    due = self._due(moved)
-                # in batches, so an admission arriving meanwhile is not queued behind thousands
-                for start in range(0, len(due), WAKE_BATCH):
-                    _wake(due[start:start + WAKE_BATCH])
-                    time.sleep(0)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("queue hub flush failed")
+
+    def flush(self) -> None:
+        """Bring every local waiter up to date and wake those whose view changed."""
+        if not (self._dirty or self._deferred or self._stale.is_set()):
+            return
+        everyone = self._stale.is_set()
+        self._stale.clear()
+        with self._lock:
+            self._dirty = False
+            moved, stale, cache = [], [], {}
+            for waiter in self._all_waiters():
+                change = Change.STALE if everyone else self.tracker.catch_up(waiter, cache)
+                if change == Change.MOVED:
+                    moved.append(waiter)
+                elif change == Change.STALE:
+                    stale.append(waiter)
+            due = self._due(moved)
+        self._wake_in_batches(due)
+        if stale:
+            self._resync(stale)
+
+    def _wake_in_batches(self, due: list[Waiter]) -> None:
+        # in batches, so an admission arriving meanwhile is not queued behind thousands
+        for start in range(0, len(due), WAKE_BATCH):
+            _wake(due[start:start + WAKE_BATCH])
+            time.sleep(0)
 
     def _due(self, moved: list[Waiter]) -> list[Waiter]:
         """Who hears about a move now: the front of the line, state changes, and far-back
         waiters whose last update is ``FAR_INTERVAL`` old (the others are deferred)."""
         now = time.monotonic()
-        self._deferred = {w for w in self._deferred if w.state == WAITING}
+        self._deferred = {w for w in self._deferred if w.state == WaiterState.WAITING}
         self._deferred.update(moved)
-        due = [w for w in self._deferred if w.state != WAITING or w.position <= NEAR_FRONT]
+        due = [w for w in self._deferred if w.state != WaiterState.WAITING or w.position <= NEAR_FRONT]
         self._deferred.difference_update(due)
         stale = sorted((w for w in self._deferred if now - w.woken_at >= FAR_INTERVAL),
                        key=lambda w: w.woken_at)[:FAR_BUDGET]
         self._deferred.difference_update(stale)
         return due + stale
 
-    def _catch_up(self, waiters: list[Waiter]) -> list[Waiter]:
-        """Move waiters up by the removals they have not seen yet; returns those to wake."""
-        if not waiters:
-            return []
-        moved_waiters: list[Waiter] = []
-        oldest = self.recent[0].version if self.recent else self.version + 1
-        removed_since: dict[int, list[int]] = {}
-        stale: list[Waiter] = []
-        snap = self.last_snapshot
-        for waiter in waiters:
-            if waiter.version >= self.version:
-                continue
-            if waiter.version + 1 < oldest:
-                stale.append(waiter)
-                continue
-            seqs = removed_since.get(waiter.version)
-            if seqs is None:
-                seqs = sorted(s for e in self.recent if e.version > waiter.version for s in e.removed)
-                removed_since[waiter.version] = seqs
-            moved = bisect.bisect_left(seqs, waiter.seq)
-            if moved < len(seqs) and seqs[moved] == waiter.seq:
-                # its own place was removed: admitted (in an event it missed) or gone
-                waiter.state = READY if self._admitted_since(waiter) else GONE
-                moved_waiters.append(waiter)
-            elif moved:
-                waiter.position = max(1, waiter.position - moved)
-                moved_waiters.append(waiter)
-            waiter.version = self.version
-            if snap is not None:
-                waiter.snap = snap
-        if stale:
-            moved_waiters.extend(self._resync_waiters(stale))
-        return moved_waiters
-
-    def _admitted_since(self, waiter: Waiter) -> bool:
-        return any(waiter.token_id in e.admitted for e in self.recent if e.version > waiter.version)
-
-    def resync(self) -> None:
-        """Ask Redis for the true view of every local waiter (after missed events)."""
-        with self._lock:
-            _wake(self._resync_waiters(self._all_waiters()))
-
-    def _resync_waiters(self, waiters: list[Waiter]) -> list[Waiter]:
-        """Set waiters to their true view in Redis; returns those whose view changed."""
-        ids = sorted({w.token_id for w in waiters})
-        try:
-            snap = self.engine.status(ids)
-        except Unavailable:
-            log.warning("queue resync failed; will retry on the next event")
-            return []
-        self.version = max(self.version, snap.version)
-        self.last_snapshot = snap
-        self.recent.clear()
-        changed = []
-        for waiter in waiters:
-            state, position, _lease = snap.tokens.get(waiter.token_id, ["none", 0, 0])
-            waiter.version = snap.version
-            waiter.snap = snap
-            if state == WAITING:
-                if position != waiter.position:
-                    waiter.position = position
-                    changed.append(waiter)
-            elif waiter.state == WAITING:
-                waiter.state = READY if state in ("admitted", "downloading", "paused") else GONE
-                changed.append(waiter)
-        return changed
+    def _resync(self, waiters: list[Waiter]) -> None:
+        """Ask Redis for the truth about waiters, a chunk at a time (this process's streams hold
+        them, so the queue learns again that they are connected)."""
+        ids = sorted({w.token_id for w in waiters if w.state == WaiterState.WAITING})
+        for start in range(0, len(ids), STATUS_CHUNK):
+            chunk = ids[start:start + STATUS_CHUNK]
+            try:
+                snap = self.engine.status(chunk, mode="hold")
+            except Unavailable:
+                log.warning("queue resync failed; retrying at the next flush")
+                self._stale.set()
+                return
+            changed = []
+            with self._lock:
+                for token_id in chunk:
+                    for waiter in self.waiters.get(token_id, ()):
+                        if self.tracker.settle(waiter, snap.tokens[token_id], snap):
+                            changed.append(waiter)
+            _wake(changed)
+            self._stop.wait(RESYNC_PAUSE)
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:
-        next_touch = 0.0
-        elapsed = 0.0
         while not self._stop.wait(self.reap_interval):
-            elapsed += self.reap_interval
             try:
                 self.engine.reap()
-                if elapsed >= next_touch:
-                    next_touch = elapsed + self.touch_interval
-                    self._touch()
+                if self.engine.rebinds != self._rebinds:
+                    # the queue had given this process up for dead: hold every waiter again
+                    self._rebinds = self.engine.rebinds
+                    self._stale.set()
+                self._retry_later()
             except Unavailable as exc:
                 log.warning("queue housekeeping failed: %s", exc.__cause__ or exc)
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("queue housekeeping crashed")
 
-    def _touch(self) -> None:
-        """Renew the presence of every connected waiter in one call; detect missed events."""
-        with self._lock:
-            ids = list(self.waiters)
-        seen = self._touched_version
-        grace = self.engine.settings.wait_grace + self.touch_interval
-        self._touched_version = self.engine.touch(ids, grace=grace).version
-        if seen > self.version:
-            self.resync()
+    def _retry_later(self) -> None:
+        while self._later:
+            call = self._later[0]
+            try:
+                call()
+            except Unavailable:
+                return
+            except Exception:  # noqa: BLE001 - a call that can never succeed is dropped
+                log.exception("a queue call kept for retry failed")
+            self._later.popleft()

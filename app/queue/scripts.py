@@ -7,7 +7,7 @@ from importlib import resources
 from redis import Redis
 from redis.commands.core import Script
 
-NAMES = ("join", "touch", "status", "leave", "reap", "start", "progress", "summary")
+NAMES = ("join", "unbind", "status", "leave", "reap", "start", "progress", "summary")
 
 
 @cache
@@ -22,7 +22,7 @@ class QueueScripts:
 
     def __init__(self, client: Redis) -> None:
         self.join: Script = client.register_script(source("join"))
-        self.touch: Script = client.register_script(source("touch"))
+        self.unbind: Script = client.register_script(source("unbind"))
         self.status: Script = client.register_script(source("status"))
         self.leave: Script = client.register_script(source("leave"))
         self.reap: Script = client.register_script(source("reap"))

@@ -14,14 +14,13 @@ from ..catalog.models import File
 from ..catalog.service import file_path, get_file
 from ..errors import AppError, NotInQueue, NotYourTurn, TokenSpent, TooManyConnections, Unavailable
 from ..queue.engine import Snapshot
+from ..queue.states import HELD, Reply, TokenState
 from ..storage.bandwidth import HostShare
 from ..storage.ranges import Selection, select
 from ..storage.sender import Transfer
 from .runtime import runtime
 from .tokens import TokenClaims
 from .waiting import claims_for
-
-HELD_STATES = ("admitted", "downloading", "paused")
 
 
 @dataclass(frozen=True)
@@ -52,59 +51,79 @@ def describe(app: Flask, token: str, range_: Range | None, if_range: IfRange | N
     return Download(claims, record, str(path), record.size, etag, last_modified, selection)
 
 
-def _refuse(snap: Snapshot) -> None:
-    if snap.state == "waiting":
-        raise NotYourTurn(
-            f"You are number {snap.position} in line; wait for your turn.", position=snap.position
-        )
-    if snap.state == "spent":
+def _refuse(state: str | None, position: int | None) -> None:
+    """The error a client sees when its token may not download now."""
+    if state == TokenState.WAITING:
+        raise NotYourTurn(f"You are number {position} in line; wait for your turn.", position=position)
+    if state == TokenState.SPENT:
         raise TokenSpent("This token has already been used for a complete download.")
-    if snap.state == "too_many":
+    if state == Reply.TOO_MANY:
         raise TooManyConnections("Too many connections for this token at once.")
     raise NotInQueue("This token is not admitted: join the queue first.")
 
 
 def check_turn(app: Flask, download: Download) -> None:
     """For HEAD: the token must hold a slot; nothing is registered."""
-    snap = runtime(app).engine.status([download.claims.token_id])
-    state, position, _lease = snap.tokens[download.claims.token_id]
-    if state not in HELD_STATES:
-        snap.state, snap.position = state, position
-        _refuse(snap)
+    token_id = download.claims.token_id
+    view = runtime(app).engine.status([token_id]).tokens[token_id]
+    if view.state not in HELD:
+        _refuse(view.state, view.position)
 
 
-def begin(app: Flask, download: Download) -> str:
-    """Open a connection on the token's slot; returns its id."""
+@dataclass(frozen=True)
+class Opened:
+    """A download connection the queue accepted: on the token's slot, or a completed token's tail."""
+
+    conn_id: str
+    tail: bool
+
+
+def begin(app: Flask, download: Download) -> Opened:
+    """Open a connection on the token's slot (or its resumable tail)."""
     conn_id = f"c{uuid.uuid4().hex}"
-    snap = runtime(app).engine.start(download.claims.token_id, conn_id)
-    if snap.state != "ok":
-        _refuse(snap)
-    return conn_id
+    snap = runtime(app).engine.start(download.claims.token_id, conn_id, download.selection.length)
+    if snap.state not in (Reply.OK, Reply.TAIL):
+        _refuse(snap.state, snap.position)
+    return Opened(conn_id, snap.state == Reply.TAIL)
 
 
-def transfer(app: Flask, download: Download, conn_id: str, sock: Any = None) -> Transfer:
-    """The response body; its progress renews the lease and finally completes the token."""
+def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -> Transfer:
+    """The response body; what the client acknowledged renews the lease and completes the token.
+
+    A completed token's tail is served without a slot and reports nothing. A final report that
+    finds Redis away is kept by the hub and retried."""
     rt = runtime(app)
     engine = rt.engine
-    token_id, first = download.claims.token_id, download.selection.start
+    token_id, conn_id = download.claims.token_id, opened.conn_id
+    first, range_end = download.selection.start, download.selection.end
     reported = 0
 
-    def on_progress(sent: int, closing: bool) -> bool:
+    def on_progress(acked: int, closing: bool) -> bool:
         nonlocal reported
+        if opened.tail:
+            return True
+        delta, reported_before = acked - reported, reported
+        reported = acked
+
+        def report() -> Snapshot:
+            return engine.progress(token_id, conn_id, first, first + acked, delta, closing, range_end)
+
+        if closing:
+            rt.hub.call_or_retry(report)
+            return True
         try:
-            snap = engine.progress(token_id, conn_id, first, first + sent, sent - reported, closing)
+            return report().state != Reply.GONE
         except AppError:
+            reported = reported_before  # not heard: the next report carries these bytes too
             return True  # the store is down: keep serving, the lease decides later
-        reported = sent
-        return snap.state != "gone"
 
     limit = app.config["BANDWIDTH_LIMIT"]
     share = HostShare(rt.client, engine.keys.prefix, limit, conn_id) if limit else None
     fh = open(download.path, "rb")  # noqa: SIM115 - closed by Transfer.close
     return Transfer(
         fh,
-        download.selection.start,
-        download.selection.end,
+        first,
+        range_end,
         on_progress,
         sock=sock,
         share=share,
@@ -112,9 +131,11 @@ def transfer(app: Flask, download: Download, conn_id: str, sock: Any = None) -> 
     )
 
 
-def hand_off(app: Flask, download: Download, conn_id: str) -> str:
+def hand_off(app: Flask, download: Download, opened: Opened) -> str:
     """X-Accel-Redirect mode: nginx sends the bytes; the hand-off counts them as sent."""
     engine = runtime(app).engine
     sel = download.selection
-    engine.progress(download.claims.token_id, conn_id, sel.start, sel.end, sel.length, closing=True)
+    if not opened.tail:
+        engine.progress(download.claims.token_id, opened.conn_id, sel.start, sel.end, sel.length,
+                        closing=True, range_end=sel.end)
     return app.config["X_ACCEL_REDIRECT"].rstrip("/") + "/" + download.record.path.lstrip(os.sep)

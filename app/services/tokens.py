@@ -16,6 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from ..errors import InvalidToken, TokenExpired
 
 SALT = "download-token.v1"
+MAX_LIFETIME = 10 * 365 * 86400  # an expiry further away than this is not one we issued
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ def verify_token(
     try:
         payload = _serializer(secret_key).loads(token)
         claims = TokenClaims(str(payload["t"]), int(payload["f"]), int(payload["e"]))
-    except (BadSignature, KeyError, TypeError, ValueError) as exc:
+    except (BadSignature, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise InvalidToken("The token is invalid or has been tampered with.") from exc
+    if not 0 < claims.expires_at < time.time() + MAX_LIFETIME or "|" in claims.token_id:
+        raise InvalidToken("The token is invalid.")
     if file_id is not None and claims.file_id != file_id:
         raise InvalidToken("The token was issued for another file.")
     if claims.expires_at <= (time.time() if now is None else now):

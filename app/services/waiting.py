@@ -10,9 +10,10 @@ from typing import Any
 from flask import Flask
 
 from ..catalog.service import get_file
-from ..errors import NotInQueue, QueueFull, TokenExpired, TokenSpent
+from ..errors import AppError, NotInQueue, QueueFull, TokenExpired, TokenSpent
 from ..queue.engine import Snapshot
-from ..queue.hub import CLOSED, GONE, READY
+from ..queue.states import TokenState
+from ..queue.tracker import WaiterState
 from .runtime import runtime
 from .tokens import TokenClaims, iso_utc, verify_token
 
@@ -54,13 +55,21 @@ def retry_after(snap: Snapshot) -> int:
     return max(1, math.ceil(1 / snap.rate))
 
 
-def join(app: Flask, token: str, client_addr: str) -> tuple[TokenClaims, Snapshot]:
-    """Join or re-attach; a refused join raises the error the client sees."""
+def join(app: Flask, token: str, client_addr: str, hold: bool = False) -> tuple[TokenClaims, Snapshot]:
+    """Join or re-attach; a refused join raises the error the client sees.
+
+    ``hold``: the caller's stream holds the place while this process lives (SSE); otherwise
+    the place is kept for the wait grace and renewed by status polls."""
     claims = claims_for(app, token)
+    return claims, _join(app, claims, client_addr, hold)
+
+
+def _join(app: Flask, claims: TokenClaims, client_addr: str, hold: bool) -> Snapshot:
     record = get_file(claims.file_id)
-    snap = runtime(app).engine.join(
-        claims.token_id, record.id, record.size, claims.expires_at, client_addr
-    )
+    rt = runtime(app)
+    if hold:
+        rt.hub  # noqa: B018 - its housekeeping is the sign of life that holds the place
+    snap = rt.engine.join(claims.token_id, record.id, record.size, claims.expires_at, client_addr, hold=hold)
     if snap.state == "spent":
         raise TokenSpent("This token has already been used for a complete download.")
     if snap.state == "expired":
@@ -71,7 +80,7 @@ def join(app: Flask, token: str, client_addr: str) -> tuple[TokenClaims, Snapsho
             f"The queue is full ({snap.waiting} waiting); try again in about {seconds} s.",
             retry_after=seconds,
         )
-    return claims, snap
+    return snap
 
 
 def view(snap: Snapshot, state: str, position: int | None) -> dict[str, Any]:
@@ -88,11 +97,12 @@ def view(snap: Snapshot, state: str, position: int | None) -> dict[str, Any]:
 def status(app: Flask, token: str) -> dict[str, Any]:
     """The token's state; polling it counts as presence, keeping a waiter's place."""
     claims = claims_for(app, token, allow_expired=True)
-    snap = runtime(app).engine.status([claims.token_id], renew_presence=True)
-    state, position, _lease = snap.tokens[claims.token_id]
-    if claims.expires_at <= time.time() and state in ("none", "waiting"):
-        state = "expired"
-    return view(snap, state, position or None)
+    snap = runtime(app).engine.status([claims.token_id], mode="renew")
+    token = snap.tokens[claims.token_id]
+    state: str = token.state
+    if claims.expires_at <= time.time() and state in (TokenState.NONE, TokenState.WAITING):
+        state = TokenState.EXPIRED
+    return view(snap, state, token.position or None)
 
 
 def leave(app: Flask, token: str) -> dict[str, Any]:
@@ -111,23 +121,34 @@ def summary(app: Flask) -> dict[str, Any]:
     }
 
 
-def events(app: Flask, claims: TokenClaims, snap: Snapshot) -> Iterator[QueueEvent]:
-    """Position updates until the waiter is admitted (then ``ready``) or must stop."""
-    rt = runtime(app)
-    hub = rt.hub
-    admit_timeout = rt.engine.settings.admit_timeout
+def events(app: Flask, claims: TokenClaims, snap: Snapshot, client_addr: str) -> Iterator[QueueEvent]:
+    """Position updates until the waiter is admitted (then ``ready``) or must stop.
+
+    If the queue lost its data (Redis restarted empty, a failover lost writes), a waiter whose
+    token is still valid joins again instead of being told its place lapsed."""
+    hub = runtime(app).hub
     waiter = hub.attach(claims.token_id, snap)
     last: tuple[Any, ...] | None = None
     try:
         while True:
-            if waiter.state == READY:
+            if waiter.state == WaiterState.READY:
+                admit_timeout = runtime(app).engine.settings.admit_timeout
                 expires_at = iso_utc(time.time() + admit_timeout)
                 yield QueueEvent("ready", {"expires_at": expires_at}, waiter.version)
                 return
-            if waiter.state == GONE:
+            if waiter.state == WaiterState.GONE and waiter.lost and claims.expires_at > time.time():
+                hub.detach(waiter)
+                try:
+                    snap = _join(app, claims, client_addr, hold=True)
+                except AppError as exc:
+                    yield QueueEvent("error", exc.to_dict())
+                    return
+                waiter = hub.attach(claims.token_id, snap)
+                continue
+            if waiter.state == WaiterState.GONE:
                 yield _gone_event(claims)
                 return
-            if waiter.state == CLOSED:
+            if waiter.state == WaiterState.CLOSED:
                 yield QueueEvent("closed", {})
                 return
             line = waiter.snap

@@ -4,13 +4,19 @@ Under gunicorn the body is sent with ``os.sendfile`` straight onto the client so
 (gevent's own ``socket.sendfile`` never calls it), yielding to the event loop after every
 chunk so the worker's other clients keep flowing, and waiting cooperatively when the
 socket buffer is full. Elsewhere (tests, other servers) it falls back to seeking and
-reading chunks. Either way a range never reads the bytes before it, progress is
-reported about once a second (the caller renews the slot's lease with it), and the
-final report is made in ``close``, which every WSGI server calls.
+reading chunks. Either way a range never reads the bytes before it.
+
+Progress counts what the client acknowledged, not what was handed to the kernel: it is
+reported about once a second (the caller renews the slot's lease with it), and after the last
+byte the transfer waits, cooperatively and at most ``stall_timeout`` without news, until the
+client acknowledged everything. The final report is made in ``close``, which every WSGI
+server calls.
 """
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -18,11 +24,17 @@ from typing import IO, Any
 import gevent
 from gevent.socket import wait_write
 
+from .acks import AckCounter
 from .bandwidth import HostShare
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256 << 10
 MIN_CHUNK = 16 << 10
 SHARE_INTERVAL = 0.25  # how often a rate-limited transfer re-reads its share of the host limit
+# the kernel tells no one when an acknowledgement arrives (EPOLLOUT only fires for buffer room
+# above a watermark), so the end of a transfer polls, backing off from 2 ms to 50 ms
+ACK_POLL_FIRST, ACK_POLL_MAX = 0.002, 0.05
 
 ProgressFn = Callable[[int, bool], bool]
 
@@ -32,7 +44,10 @@ class SlotLost(Exception):
 
 
 class Transfer:
-    """A WSGI iterable sending ``[start, end)`` of ``fh``."""
+    """A WSGI iterable sending ``[start, end)`` of ``fh``.
+
+    ``on_progress(acked, closing)`` hears the bytes the client acknowledged so far and returns
+    False when the slot is gone."""
 
     def __init__(
         self,
@@ -54,6 +69,7 @@ class Transfer:
         self.report_interval = report_interval
         self.stall_timeout = stall_timeout
         self.sent = 0
+        self.acks: AckCounter | None = None
         self._reported = 0
         self._next_report = time.monotonic() + report_interval
         self._next_share = time.monotonic() + SHARE_INTERVAL
@@ -61,14 +77,40 @@ class Transfer:
         self._pace_bytes = 0
         self._closed = False
 
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def acked(self) -> int:
+        """Bytes the client acknowledged (what was sent, where the kernel cannot tell)."""
+        if self.acks is None:
+            return self.sent
+        return min(self.sent, self.acks.acked())
+
     def __iter__(self) -> Iterator[bytes]:
         if self.share is not None:
             self.share.refresh()
-        if self.sock is not None:
-            yield b""  # the server sends the headers now; the body goes straight to the socket
-            self._sendfile()
-        else:
+        if self.sock is None:
             yield from self._read_chunks()
+            return
+        yield b""  # the server sends the headers now; the body goes straight to the socket
+        self.acks = AckCounter.of(self.sock)
+        try:
+            self._sendfile()
+            self._await_acks()
+        except SlotLost:
+            log.info("download slot reclaimed while sending; connection ended")
+            self._abort()
+        except TimeoutError:
+            log.info("client stopped reading for %.0f s; connection ended", self.stall_timeout)
+            self._abort()
+
+    def _abort(self) -> None:
+        """End the connection: the client must not wait for bytes that will not come."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _chunk_size(self) -> int:
         if self.share is None:
@@ -79,9 +121,7 @@ class Transfer:
         """Account for sent bytes: report progress, pace to the bandwidth share, yield."""
         self.sent += count
         now = time.monotonic()
-        if now >= self._next_report:
-            self._next_report = now + self.report_interval
-            self._report(closing=False)
+        self._maybe_report(now)
         if self.share is not None and now >= self._next_share:
             self._next_share = now + SHARE_INTERVAL
             self.share.refresh()
@@ -94,11 +134,17 @@ class Transfer:
                 return
         gevent.sleep(0)
 
+    def _maybe_report(self, now: float) -> None:
+        if now >= self._next_report:
+            self._next_report = now + self.report_interval
+            self._report(closing=False)
+
     def _report(self, closing: bool) -> None:
-        if self.sent == self._reported and not closing:
+        acked = self.acked()
+        if acked == self._reported and not closing:
             return
-        self._reported = self.sent
-        if not self.on_progress(self.sent, closing) and not closing:
+        self._reported = acked
+        if not self.on_progress(acked, closing) and not closing:
             raise SlotLost()
 
     def _sendfile(self) -> None:
@@ -108,23 +154,41 @@ class Transfer:
             try:
                 count = os.sendfile(out_fd, in_fd, offset, min(self._chunk_size(), self.end - offset))
             except BlockingIOError:
-                wait_write(out_fd, timeout=self.stall_timeout)
+                wait_write(out_fd, timeout=self.stall_timeout, timeout_exc=TimeoutError())
                 continue
             if count == 0:
                 raise OSError("the file ended early")
             offset += count
             self._advance(count)
 
+    def _await_acks(self) -> None:
+        """Wait until the client acknowledged every byte, it went away, or it stalled."""
+        if self.acks is None:
+            return
+        delay, last, changed_at = ACK_POLL_FIRST, -1, time.monotonic()
+        while (acked := self.acked()) < self.sent and self.acks.open():
+            now = time.monotonic()
+            if acked != last:
+                last, changed_at = acked, now
+            elif now - changed_at > self.stall_timeout:
+                raise TimeoutError()
+            self._maybe_report(now)
+            gevent.sleep(delay)
+            delay = min(delay * 2, ACK_POLL_MAX)
+
     def _read_chunks(self) -> Iterator[bytes]:
         self.fh.seek(self.start)
-        remaining = self.end - self.start
-        while remaining > 0:
-            block = self.fh.read(min(self._chunk_size(), remaining))
-            if not block:
-                raise OSError("the file ended early")
-            remaining -= len(block)
-            yield block
-            self._advance(len(block))
+        remaining = self.length
+        try:
+            while remaining > 0:
+                block = self.fh.read(min(self._chunk_size(), remaining))
+                if not block:
+                    raise OSError("the file ended early")
+                remaining -= len(block)
+                yield block
+                self._advance(len(block))
+        except SlotLost:
+            log.info("download slot reclaimed while sending; response ended")
 
     def close(self) -> None:
         if self._closed:
@@ -136,4 +200,3 @@ class Transfer:
             self.fh.close()
             if self.share is not None:
                 self.share.leave()
-

@@ -1,34 +1,36 @@
 -- join.lua: join the line, or re-attach to this token's existing place.
--- KEYS and ARGV[1..4]: see lib.lua.
--- ARGV[5] token id        ARGV[6] file id       ARGV[7] file size (bytes)
--- ARGV[8] token expiry (ms, Unix epoch)         ARGV[9] wait grace (ms)
--- ARGV[10] max queue length                     ARGV[11] client address
--- Returns JSON: the snapshot (now, waiting, active, capacity, rate, version) plus
+-- KEYS and ARGV[1..10]: see lib.lua. A caller with an owner id holds the waiter with its
+-- stream (no presence deadline while that process lives); one without renews its presence.
+-- ARGV[11] token id     ARGV[12] file id     ARGV[13] file size (bytes)
+-- ARGV[14] token expiry (ms, Unix epoch)      ARGV[15] client address
+-- Returns JSON: the snapshot plus
 --   state = waiting|admitted|downloading|paused|spent|expired|full,
---   position (when waiting), seq (join number, when waiting).
--- Idempotent: a token already waiting keeps its place (its presence is renewed);
--- an admitted token reports its state. Admission of the head happens here too.
-local id = ARGV[5]
-local file_id, size, expires = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local grace, max_len, client = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+--   position and seq (join number) when waiting.
+-- Idempotent: a token already waiting keeps its place. Admission of the head happens here too.
+local id = arg_id(11, 'token id')
+local file_id = arg_int(12, 0, MAX_INT, 'file id')
+local size = arg_int(13, 0, MAX_INT, 'file size')
+local expires = arg_int(14, 0, MAX_MS, 'token expiry')
+local client = ARGV[15] or ''
+if #client > 64 then bad('client address') end
+begin()
 
-reap()
 local state
 local info = get_info(id)
 if info then
   state = info.s
-  if state == 'waiting' then redis.call('ZADD', P, NOW + grace, id) end
+  if state == 'waiting' then attend(id, info) end
 elseif redis.call('ZSCORE', S, id) then
   state = 'spent'
 elseif expires <= NOW then
   state = 'expired'
-elseif redis.call('ZCARD', W) >= max_len then
+elseif redis.call('ZCARD', W) >= MAX_LEN then
   state = 'full'
 else
   local seq = redis.call('HINCRBY', C, 'seq', 1)
   redis.call('ZADD', W, seq, id)
-  redis.call('ZADD', P, NOW + grace, id)
-  put_info(id, {s = 'waiting', j = NOW, e = expires, f = file_id, z = size, ip = client, q = seq})
+  redis.call('ZADD', E, expires, id)
+  attend(id, {s = 'waiting', j = NOW, e = expires, f = file_id, z = size, ip = client, q = seq})
   changed = true
   state = 'waiting'
 end

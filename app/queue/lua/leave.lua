@@ -1,10 +1,10 @@
 -- leave.lua: give back a place in line or an admitted slot.
--- KEYS and ARGV[1..4]: see lib.lua.
--- ARGV[5] token id
+-- KEYS and ARGV[1..10]: see lib.lua.
+-- ARGV[11] token id
 -- Returns JSON: the snapshot plus state = the token's state before leaving (none if unknown).
 -- The freed slot goes to the next waiter in the same call.
-local id = ARGV[5]
-reap()
+local id = arg_id(11, 'token id')
+begin()
 local info = get_info(id)
 local state = 'none'
 if info then

@@ -1,28 +1,74 @@
 -- lib.lua: helpers prepended to every queue script (not a script by itself).
 --
--- Every script receives the same KEYS, all sharing one {hash tag}:
---   KEYS[1] waiting   ZSET  token id -> join sequence number (FIFO order)
---   KEYS[2] presence  ZSET  waiting token id -> deadline (ms, Redis time) to come back by
---   KEYS[3] active    ZSET  admitted token id -> lease deadline (ms, Redis time)
---   KEYS[4] info      HASH  token id -> JSON state of a waiting or admitted token
---   KEYS[5] spent     ZSET  spent token id -> token expiry (ms)
---   KEYS[6] counters  HASH  seq (last join number), version (last published event),
---                           skew (ms added to Redis time; only tests set it, to move the clock)
---   KEYS[7] admits    LIST  Redis time (ms) of the most recent admissions, newest first
---   KEYS[8] journal   STREAM history events (admitted/started/finished) for the database
+-- Every script receives the same KEYS, all sharing one {hash tag} (layout: app/queue/keys.py):
+--   KEYS[1]  waiting   ZSET  token id -> join number (FIFO order)
+--   KEYS[2]  presence  ZSET  waiting token id held by no live stream -> deadline (ms) to be seen by
+--   KEYS[3]  active    ZSET  admitted token id -> lease deadline (ms)
+--   KEYS[4]  info      HASH  token id -> JSON state of a waiting or admitted token
+--   KEYS[5]  spent     ZSET  completed token id -> token expiry (ms); pruned once expired
+--   KEYS[6]  counters  HASH  seq (last join number), version (last event), epoch (when these
+--                            counters were born), skew (ms added to Redis time; tests only)
+--   KEYS[7]  admits    LIST  Redis time (ms) of the latest admissions, newest first
+--   KEYS[8]  journal   STREAM history events (admitted/started/finished) for the database
+--   KEYS[9]  settings  HASH  the queue's rules (capacity, durations): the one source of truth
+--   KEYS[10] owners    ZSET  process id -> last sign of life (ms); negative while being reaped
+--   KEYS[11] held      ZSET  (score 0, by lex) "owner|w|token" and "owner|d|token|conn": what
+--                            each process holds (waiter streams, download connections)
+--   KEYS[12] expiry    ZSET  waiting token id -> token expiry (ms)
+--   KEYS[13] done      HASH  completed token id -> JSON {u = resumable until, r = tail bytes left}
 -- and the same leading ARGV:
---   ARGV[1] pub/sub channel for state-change events
---   ARGV[2] capacity (max admitted-or-downloading tokens)
---   ARGV[3] admit timeout (ms): an admitted token must start downloading within it
---   ARGV[4] resume grace (ms): an interrupted download keeps its slot this long
--- Script-specific ARGV start at ARGV[5].
+--   ARGV[1]  pub/sub channel for state-change events (names the queue and the database)
+--   ARGV[2]  the calling process's owner id ('' for none); a call is its sign of life
+--   ARGV[3..10] settings to seed when the queue has none: capacity, max queue length,
+--            admit timeout ms, stall timeout ms, resume grace ms, wait grace ms,
+--            max connections per token, resume tail bytes
+-- Script-specific ARGV start at ARGV[11]. Bad arguments raise "BADARG ..." before any write.
 local W, P, A, I, S, C, R, J = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local CFG, O, H, E, D = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+
+local RATE_WINDOW = 32      -- admissions kept for the rate
+local BATCH = 256           -- most items any one step handles per call
+local OWNER_TTL = 5000      -- ms without a sign of life before a process counts as dead
+local OWNER_BATCH = 4       -- dead processes looked at per call
+local MAX_MS = 1e13         -- any time or duration in ms beyond this is a bad argument
+local MAX_INT = 9007199254740991
+
+local function bad(name)
+  error({err = 'BADARG ' .. name})
+end
+
+local function arg_int(i, lo, hi, name)
+  local v = tonumber(ARGV[i])
+  if v == nil or v ~= v or v < lo or v > hi or math.floor(v) ~= v then bad(name) end
+  return v
+end
+
+local function arg_id(i, name)
+  local v = ARGV[i]
+  if v == nil or #v == 0 or #v > 128 or string.find(v, '|', 1, true) then bad(name) end
+  return v
+end
+
 local CHANNEL = ARGV[1]
-local CAPACITY = tonumber(ARGV[2])
-local ADMIT_MS = tonumber(ARGV[3])
-local RESUME_MS = tonumber(ARGV[4])
-local RATE_WINDOW = 32
-local REAP_BATCH = 256
+local OWNER = ARGV[2] or ''
+if CHANNEL == nil or #CHANNEL == 0 then bad('channel') end
+if string.find(OWNER, '|', 1, true) then bad('owner') end
+local FIELDS = {'capacity', 'max_queue_length', 'admit_ms', 'stall_ms', 'resume_ms', 'wait_ms',
+                'max_connections', 'resume_tail'}
+local LIMITS = {1e9, 1e12, MAX_MS, MAX_MS, MAX_MS, MAX_MS, 1e6, MAX_INT}
+local SEED, SETTINGS, missing = {}, {}, false
+do
+  local stored = redis.call('HMGET', CFG, FIELDS[1], FIELDS[2], FIELDS[3], FIELDS[4], FIELDS[5],
+    FIELDS[6], FIELDS[7], FIELDS[8])
+  for n = 1, #FIELDS do
+    SEED[n] = arg_int(2 + n, 1, LIMITS[n], FIELDS[n])
+    SETTINGS[FIELDS[n]] = tonumber(stored[n]) or SEED[n]
+    if not stored[n] then missing = true end
+  end
+end
+local CAPACITY, MAX_LEN = SETTINGS.capacity, SETTINGS.max_queue_length
+local ADMIT_MS, STALL_MS, RESUME_MS = SETTINGS.admit_ms, SETTINGS.stall_ms, SETTINGS.resume_ms
+local WAIT_MS, MAX_CONNS, TAIL = SETTINGS.wait_ms, SETTINGS.max_connections, SETTINGS.resume_tail
 
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -31,6 +77,7 @@ local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- what this call changed, published once by publish()
 local admitted, removed = {}, {}
 local changed = false
+local rebind = false
 
 local function get_info(id)
   local raw = redis.call('HGET', I, id)
@@ -48,6 +95,21 @@ local function journal(id, event, info, extra)
   redis.call('XADD', J, 'MAXLEN', '~', 1000000, '*', unpack(fields))
 end
 
+local function count(tbl)
+  local n = 0
+  for _ in pairs(tbl or {}) do n = n + 1 end
+  return n
+end
+
+-- forget every process's hold on a token (its streams and its connections)
+local function unbind_all(id, info)
+  for owner in pairs(info.o or {}) do redis.call('ZREM', H, owner .. '|w|' .. id) end
+  for conn, owner in pairs(info.c or {}) do
+    if owner ~= '' then redis.call('ZREM', H, owner .. '|d|' .. id .. '|' .. conn) end
+  end
+  info.o, info.c = nil, nil
+end
+
 -- drop a waiter from the line (left, lapsed, expired)
 local function drop_waiter(id)
   local seq = redis.call('ZSCORE', W, id)
@@ -56,16 +118,51 @@ local function drop_waiter(id)
     removed[#removed + 1] = tonumber(seq)
     changed = true
   end
+  local info = get_info(id)
+  if info then unbind_all(id, info) end
   redis.call('ZREM', P, id)
+  redis.call('ZREM', E, id)
   redis.call('HDEL', I, id)
 end
 
 -- free an admitted token's slot and write its outcome to the journal
 local function release(id, info, outcome)
+  unbind_all(id, info)
   redis.call('ZREM', A, id)
   redis.call('HDEL', I, id)
   journal(id, 'finished', info, {'outcome', outcome, 'bytes', info.b or 0})
   changed = true
+end
+
+-- the client has every byte: spend the token, keep a bounded tail resumable for the grace
+local function complete(id, info)
+  redis.call('ZADD', S, info.e or NOW, id)
+  redis.call('HSET', D, id, cjson.encode({u = NOW + RESUME_MS, r = math.min(TAIL, info.z or 0)}))
+  release(id, info, 'completed')
+end
+
+local function covered(info)
+  local ranges = info.r or {}
+  return (info.z or 0) == 0 or (#ranges == 1 and ranges[1][1] == 0 and ranges[1][2] >= info.z)
+end
+
+-- after a download's connections changed: complete it, pause it, or keep it running
+local function settle(id, info)
+  local open = count(info.c)
+  if covered(info) or (info.t == 1 and open == 0) then
+    complete(id, info)
+    return 'complete'
+  end
+  if open == 0 then
+    info.s = 'paused'
+    redis.call('ZADD', A, NOW + RESUME_MS, id)
+  else
+    info.s = 'downloading'
+    redis.call('ZADD', A, NOW + STALL_MS, id)
+  end
+  put_info(id, info)
+  if open == 0 then return 'paused' end
+  return 'ok'
 end
 
 local function expired_outcome(info)
@@ -74,42 +171,121 @@ local function expired_outcome(info)
   return 'abandoned'
 end
 
--- reclaim every lease and presence that ran out, whoever held it
+-- a dead process's hold on one waiter or connection ends as of its last sign of life
+local function unbind_member(member, owner, last)
+  redis.call('ZREM', H, member)
+  local kind, rest = string.match(member, '^[^|]*|(%a)|(.*)$')
+  local id, conn = rest, nil
+  if kind == 'd' then id, conn = string.match(rest, '^([^|]*)|(.*)$') end
+  local info = id and get_info(id)
+  if not info then return end
+  if kind == 'w' and info.o and info.o[owner] then
+    info.o[owner] = nil
+    if next(info.o) == nil then
+      info.o = nil
+      if info.s == 'waiting' then redis.call('ZADD', P, last + WAIT_MS, id) end
+    end
+    put_info(id, info)
+  elseif kind == 'd' and info.c and info.c[conn] == owner then
+    info.c[conn] = nil
+    settle(id, info)
+  end
+end
+
+-- processes that stopped showing signs of life lose what they held, in bounded batches
+local function reap_owners()
+  local dead = redis.call('ZRANGEBYSCORE', O, '-inf', NOW - OWNER_TTL, 'WITHSCORES',
+    'LIMIT', 0, OWNER_BATCH)
+  local budget = BATCH
+  for n = 1, #dead, 2 do
+    if budget <= 0 then break end
+    local owner, score = dead[n], tonumber(dead[n + 1])
+    local last = math.abs(score)
+    if score > 0 then redis.call('ZADD', O, -last, owner) end
+    local members = redis.call('ZRANGEBYLEX', H, '[' .. owner .. '|', '[' .. owner .. '|\255',
+      'LIMIT', 0, budget)
+    for _, member in ipairs(members) do unbind_member(member, owner, last) end
+    if #members < budget then redis.call('ZREM', O, owner) end
+    budget = budget - #members
+  end
+end
+
+-- reclaim what ran out (leases, presence, token expiry, dead processes), a batch of each
 local function reap()
-  local leases = redis.call('ZRANGEBYSCORE', A, '-inf', NOW, 'LIMIT', 0, REAP_BATCH)
-  for _, id in ipairs(leases) do
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', A, '-inf', NOW, 'LIMIT', 0, BATCH)) do
     local info = get_info(id) or {}
     release(id, info, expired_outcome(info))
   end
-  local lapsed = redis.call('ZRANGEBYSCORE', P, '-inf', NOW, 'LIMIT', 0, REAP_BATCH)
-  for _, id in ipairs(lapsed) do drop_waiter(id) end
-  redis.call('ZREMRANGEBYSCORE', S, '-inf', NOW)
+  reap_owners()
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', P, '-inf', NOW, 'LIMIT', 0, BATCH)) do
+    drop_waiter(id)
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', E, '-inf', NOW, 'LIMIT', 0, BATCH)) do
+    drop_waiter(id)
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', S, '-inf', NOW, 'LIMIT', 0, BATCH)) do
+    redis.call('ZREM', S, id)
+    redis.call('HDEL', D, id)
+  end
 end
 
--- admit from the head of the line while a slot is free
+-- the first writes of every writing script: seed settings, birth the epoch, show this
+-- process alive (telling it when it had been given up for dead), then reclaim
+local function begin()
+  if missing then
+    for n = 1, #FIELDS do redis.call('HSETNX', CFG, FIELDS[n], SEED[n]) end
+  end
+  redis.call('HSETNX', C, 'epoch', NOW)
+  if OWNER ~= '' then
+    local score = tonumber(redis.call('ZSCORE', O, OWNER))
+    if score == nil or score < 0 then rebind = true end
+    redis.call('ZADD', O, NOW, OWNER)
+  end
+  reap()
+end
+
+local function admit(head, seq, info)
+  unbind_all(head, info)
+  redis.call('ZREM', W, head)
+  redis.call('ZREM', P, head)
+  redis.call('ZREM', E, head)
+  removed[#removed + 1] = seq
+  info.s = 'admitted'
+  info.a = NOW
+  put_info(head, info)
+  redis.call('ZADD', A, NOW + ADMIT_MS, head)
+  redis.call('LPUSH', R, NOW)
+  redis.call('LTRIM', R, 0, RATE_WINDOW - 1)
+  journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or '', 'seq', seq})
+  admitted[#admitted + 1] = head
+  changed = true
+end
+
+-- admit from the head of the line while a slot is free (at most BATCH steps per call)
 local function fill()
-  while redis.call('ZCARD', A) < CAPACITY do
+  for _ = 1, BATCH do
+    if redis.call('ZCARD', A) >= CAPACITY then break end
     local first = redis.call('ZRANGE', W, 0, 0, 'WITHSCORES')
     local head, seq = first[1], tonumber(first[2])
     if not head then break end
     local info = get_info(head) or {}
-    if (info.e or 0) <= NOW then
-      drop_waiter(head)
-    else
-      redis.call('ZREM', W, head)
-      redis.call('ZREM', P, head)
-      removed[#removed + 1] = seq
-      info.s = 'admitted'
-      info.a = NOW
-      put_info(head, info)
-      redis.call('ZADD', A, NOW + ADMIT_MS, head)
-      redis.call('LPUSH', R, NOW)
-      redis.call('LTRIM', R, 0, RATE_WINDOW - 1)
-      journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or '', 'seq', seq})
-      admitted[#admitted + 1] = head
-      changed = true
-    end
+    if (info.e or 0) <= NOW then drop_waiter(head) else admit(head, seq, info) end
   end
+end
+
+-- a waiter is seen: held by this process's stream, or (no stream) its presence renewed
+local function attend(id, info)
+  if OWNER ~= '' then
+    info.o = info.o or {}
+    if not info.o[OWNER] then
+      info.o[OWNER] = 1
+      redis.call('ZADD', H, 0, OWNER .. '|w|' .. id)
+    end
+    redis.call('ZREM', P, id)
+  elseif info.o == nil then
+    redis.call('ZADD', P, NOW + WAIT_MS, id)
+  end
+  put_info(id, info)
 end
 
 -- admissions per second over the recent window (0 when unknown)
@@ -123,11 +299,11 @@ local function rate()
   return (n - 1) * 1000 / span
 end
 
--- seconds until the first running download should finish, from its bytes so far (-1: unknown);
--- only worked out while the admission rate is still unknown
+-- seconds until the first of the (first 64) running downloads should finish, from its
+-- bytes so far (-1: unknown); only worked out while the admission rate is still unknown
 local function drain()
   local best = -1
-  for _, id in ipairs(redis.call('ZRANGE', A, 0, -1)) do
+  for _, id in ipairs(redis.call('ZRANGE', A, 0, 63)) do
     local info = get_info(id)
     if info and info.st and (info.b or 0) > 0 and NOW > info.st then
       local left = ((info.z or 0) - info.b) * (NOW - info.st) / info.b / 1000
@@ -147,6 +323,7 @@ local function snapshot()
     rate = r,
     drain = (r == 0 and waiting > 0) and drain() or -1,
     version = tonumber(redis.call('HGET', C, 'version') or 0),
+    epoch = tonumber(redis.call('HGET', C, 'epoch') or 0),
   }
 end
 
@@ -168,10 +345,12 @@ local function position(id)
   return nil
 end
 
--- the reply of a script: the snapshot plus this token's own view
+-- the reply of a script: the snapshot, the queue's settings, plus this token's own view
 local function reply(snap, fields)
   for k, v in pairs(fields) do snap[k] = v end
   if #admitted == 0 then snap.admitted = nil end
   if #removed == 0 then snap.removed = nil end
+  snap.settings = SETTINGS
+  if rebind then snap.rebind = true end
   return cjson.encode(snap)
 end

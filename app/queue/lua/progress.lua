@@ -1,24 +1,33 @@
--- progress.lua: bytes were sent for a token; renew its lease, record coverage, maybe finish.
--- KEYS and ARGV[1..4]: see lib.lua.
--- ARGV[5] token id   ARGV[6] connection id
--- ARGV[7] first byte sent by this connection   ARGV[8] end (exclusive) of what it has sent
--- ARGV[9] bytes sent since its last report     ARGV[10] stall timeout (ms)
--- ARGV[11] 1 when the connection is closing, else 0
+-- progress.lua: the client acknowledged bytes of a connection; renew the lease, record what
+-- the client has, maybe complete.
+-- KEYS and ARGV[1..10]: see lib.lua.
+-- ARGV[11] token id   ARGV[12] connection id
+-- ARGV[13] first byte of the connection's range   ARGV[14] end (exclusive) of what the client
+--          acknowledged so far   ARGV[15] bytes acknowledged since the last report
+-- ARGV[16] end (exclusive) of the range the request asked for
+-- ARGV[17] 1 when the connection is closing, else 0
+-- A token completes when the client acknowledged every byte of the file under it, or when a
+-- closing connection whose range ran to the file's end had every byte acknowledged and no other
+-- connection of the token is open (a resume, perhaps under a new token, after a dead process).
+-- A connection that closes before its range was acknowledged cancels the latter.
 -- Returns JSON: the snapshot plus state =
---   ok (lease renewed) | paused (last connection closed, slot kept for the resume grace)
---   | complete (every byte of the file sent under the token: slot freed, token spent,
---     next waiter admitted) | gone (the slot was reclaimed: stop sending).
-local id, conn = ARGV[5], ARGV[6]
-local first, last, delta = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local stall, closing = tonumber(ARGV[10]), ARGV[11] == '1'
-reap()
+--   ok (lease renewed) | paused (no connection open: slot kept for the resume grace)
+--   | complete (slot freed, token spent, next waiter admitted) | gone (slot reclaimed: stop).
+local id = arg_id(11, 'token id')
+local conn = arg_id(12, 'connection id')
+local first = arg_int(13, 0, MAX_INT, 'first')
+local last = arg_int(14, first, MAX_INT, 'last')
+local delta = arg_int(15, 0, MAX_INT, 'delta')
+local range_end = arg_int(16, first, MAX_INT, 'range end')
+local closing = ARGV[17] == '1'
+begin()
 local info = get_info(id)
 local state
 if not info or info.s == 'waiting' then
   state = 'gone'
 else
   info.b = (info.b or 0) + delta
-  -- merge [first, last) into the sorted, disjoint list of covered ranges
+  -- merge [first, last) into the sorted, disjoint covered ranges (a few per connection at most)
   local ranges = info.r or {}
   if last > first then
     ranges[#ranges + 1] = {first, last}
@@ -34,30 +43,25 @@ else
     end
     ranges = merged
   end
+  -- a client asking for scattered ranges keeps at most 64 of them (the tail rule still completes)
+  while #ranges > 64 do table.remove(ranges) end
   info.r = ranges
-  if (info.z or 0) == 0 or (#ranges == 1 and ranges[1][1] == 0 and ranges[1][2] >= info.z) then
-    redis.call('ZADD', S, info.e or NOW, id)
-    release(id, info, 'completed')
-    state = 'complete'
-  else
-    local conns = info.c or {}
-    if closing then conns[conn] = nil else conns[conn] = NOW + stall end
-    local open = 0
-    for cid, deadline in pairs(conns) do
-      if deadline > NOW then open = open + 1 else conns[cid] = nil end
+  info.c = info.c or {}
+  if closing then
+    if info.c[conn] ~= nil and info.c[conn] ~= '' then
+      redis.call('ZREM', H, info.c[conn] .. '|d|' .. id .. '|' .. conn)
     end
-    info.c = conns
-    if open == 0 then
-      info.s = 'paused'
-      redis.call('ZADD', A, NOW + RESUME_MS, id)
-      state = 'paused'
-    else
-      info.s = 'downloading'
-      redis.call('ZADD', A, NOW + stall, id)
-      state = 'ok'
+    info.c[conn] = nil
+    if last >= range_end and range_end >= (info.z or 0) then
+      info.t = 1
+    elseif last < range_end then
+      info.t = nil
     end
-    put_info(id, info)
+  elseif info.c[conn] ~= OWNER then
+    info.c[conn] = OWNER
+    if OWNER ~= '' then redis.call('ZADD', H, 0, OWNER .. '|d|' .. id .. '|' .. conn) end
   end
+  state = settle(id, info)
 end
 fill()
 return reply(publish(), {state = state})

@@ -1,36 +1,46 @@
--- start.lua: a download connection opens for an admitted token.
--- KEYS and ARGV[1..4]: see lib.lua.
--- ARGV[5] token id   ARGV[6] connection id   ARGV[7] max connections per token
--- ARGV[8] stall timeout (ms): the lease a running download gets, renewed by progress.lua
+-- start.lua: a download connection opens for a token.
+-- KEYS and ARGV[1..10]: see lib.lua. The connection belongs to the calling process: it counts
+-- as open until that process closes it or stops showing signs of life.
+-- ARGV[11] token id   ARGV[12] connection id   ARGV[13] bytes the request asks for
 -- Returns JSON: the snapshot plus state =
---   ok (slot held, lease renewed) | waiting (with position) | too_many | spent | none.
-local id, conn, max_conns, stall = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
-reap()
+--   ok (slot held, lease renewed) | waiting (with position) | too_many | none
+--   | tail (a completed token within its resume grace, asking for no more than its tail
+--     budget left: served without a slot; the budget is charged now)
+--   | spent (completed, and past its grace or its budget).
+local id = arg_id(11, 'token id')
+local conn = arg_id(12, 'connection id')
+local length = arg_int(13, 0, MAX_INT, 'length')
+begin()
 fill()
 local info = get_info(id)
 local state
 if not info then
-  state = redis.call('ZSCORE', S, id) and 'spent' or 'none'
+  state = 'none'
+  if redis.call('ZSCORE', S, id) then
+    state = 'spent'
+    local raw = redis.call('HGET', D, id)
+    local done = raw and cjson.decode(raw)
+    if done and done.u > NOW and done.r >= length then
+      done.r = done.r - length
+      redis.call('HSET', D, id, cjson.encode(done))
+      state = 'tail'
+    end
+  end
 elseif info.s == 'waiting' then
   state = 'waiting'
+elseif count(info.c) >= MAX_CONNS then
+  state = 'too_many'
 else
-  local conns, open = {}, 0
-  for cid, deadline in pairs(info.c or {}) do
-    if deadline > NOW then conns[cid] = deadline; open = open + 1 end
+  info.c = info.c or {}
+  info.c[conn] = OWNER
+  if OWNER ~= '' then redis.call('ZADD', H, 0, OWNER .. '|d|' .. id .. '|' .. conn) end
+  if not info.st then
+    info.st = NOW
+    journal(id, 'started', info, {})
   end
-  if open >= max_conns then
-    state = 'too_many'
-  else
-    conns[conn] = NOW + stall
-    info.c = conns
-    if not info.st then
-      info.st = NOW
-      journal(id, 'started', info, {})
-    end
-    info.s = 'downloading'
-    put_info(id, info)
-    redis.call('ZADD', A, NOW + stall, id)
-    state = 'ok'
-  end
+  info.s = 'downloading'
+  put_info(id, info)
+  redis.call('ZADD', A, NOW + STALL_MS, id)
+  state = 'ok'
 end
 return reply(publish(), {state = state, position = position(id)})

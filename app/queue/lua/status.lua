@@ -1,19 +1,30 @@
 -- status.lua: the view of several tokens at once (resync after missed events, status polls).
--- KEYS and ARGV[1..4]: see lib.lua.
--- ARGV[5] grace (ms) to renew the presence of the waiters among them (0: read only)
--- ARGV[6..] token ids
+-- KEYS and ARGV[1..10]: see lib.lua.
+-- ARGV[11] mode: read (no write but reaping) | renew (renew the presence of the waiters among
+--          them: a poll counts as being seen) | hold (this process's streams hold them: resync)
+-- ARGV[12..] token ids, at most 1000
 -- Returns JSON: the snapshot plus tokens = {id: [state, position or 0, lease deadline or 0]},
 --   state = waiting|admitted|downloading|paused|spent|none. Reaps and admits first.
-local grace = tonumber(ARGV[5])
-reap()
+local mode = ARGV[11]
+if mode ~= 'read' and mode ~= 'renew' and mode ~= 'hold' then bad('mode') end
+if mode == 'hold' and OWNER == '' then bad('owner') end
+if #ARGV - 11 > 1000 then bad('too many token ids') end
+for n = 12, #ARGV do arg_id(n, 'token id') end
+begin()
 fill()
 local snap = publish()
 local tokens = {}
-for i = 6, #ARGV do
-  local id = ARGV[i]
+for n = 12, #ARGV do
+  local id = ARGV[n]
   local info = get_info(id)
   if info then
-    if info.s == 'waiting' and grace > 0 then redis.call('ZADD', P, NOW + grace, id) end
+    if info.s == 'waiting' and mode ~= 'read' then
+      if mode == 'renew' and info.o == nil then
+        redis.call('ZADD', P, NOW + WAIT_MS, id)
+      elseif mode == 'hold' then
+        attend(id, info)
+      end
+    end
     tokens[id] = {info.s, position(id) or 0, tonumber(redis.call('ZSCORE', A, id) or 0)}
   elseif redis.call('ZSCORE', S, id) then
     tokens[id] = {'spent', 0, 0}

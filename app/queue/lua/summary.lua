@@ -1,4 +1,4 @@
--- summary.lua: the line as a newcomer sees it (read only).
--- KEYS and ARGV[1..4]: see lib.lua.
--- Returns JSON: the snapshot (now, waiting, active, capacity, rate, version).
-return cjson.encode(snapshot())
+-- summary.lua: the line as a newcomer sees it (read only: no reaping, no writes).
+-- KEYS and ARGV[1..10]: see lib.lua.
+-- Returns JSON: the snapshot (now, waiting, active, capacity, rate, version, epoch) and settings.
+return reply(snapshot(), {})

@@ -8,7 +8,8 @@ import time
 import redis
 
 from app.queue.engine import QueueEngine, QueueSettings
-from app.queue.hub import READY, WAITING, QueueHub
+from app.queue.hub import QueueHub
+from app.queue.tracker import WaiterState
 
 SIZE = 1000
 
@@ -35,16 +36,16 @@ def behave(engine: QueueEngine, hub: QueueHub, tid: str, kind: str, results) -> 
     waiter = hub.attach(tid, snap)
     if kind == "leaver":
         waiter.wait(rng.uniform(0.0, 0.3))
-        if waiter.state == WAITING:
+        if waiter.state == WaiterState.WAITING:
             engine.leave(tid)
             hub.detach(waiter)
             results.put((tid, kind, snap.seq, "left"))
             return
     deadline = time.time() + 90
-    while waiter.state == WAITING and time.time() < deadline:
+    while waiter.state == WaiterState.WAITING and time.time() < deadline:
         waiter.wait(1.0)
     hub.detach(waiter)
-    if waiter.state != READY:
+    if waiter.state != WaiterState.READY:
         results.put((tid, kind, snap.seq, f"never admitted ({waiter.state})"))
         return
     if kind == "no_show":

@@ -17,7 +17,7 @@ def new_engine(client: redis.Redis, name: str | None = None, **settings: float) 
 
 def advance(engine: QueueEngine, seconds: float) -> None:
     """Move the queue's clock forward (the scripts add this skew to Redis time)."""
-    engine.client.hincrby(engine.keys.script_keys[5], "skew", int(seconds * 1000))
+    engine.client.hincrby(engine.keys.counters, "skew", int(seconds * 1000))
 
 
 def journal(engine: QueueEngine) -> list[dict[str, str]]:

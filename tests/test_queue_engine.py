@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from app.queue.engine import QueueEngine
+from app.queue.engine import QueueEngine, QueueSettings
 
 from .conftest import REDIS_URL
 from .queue_helpers import FAR, advance, drop, journal, new_engine
@@ -39,7 +39,7 @@ def join(engine, tid, size=100, expires=FAR):
 
 
 def states(engine, *ids):
-    return {tid: tuple(v[:2]) for tid, v in engine.status(list(ids)).tokens.items()}
+    return {tid: (v.state, v.position) for tid, v in engine.status(list(ids)).tokens.items()}
 
 
 def test_fifo_and_capacity(make_engine):
@@ -92,7 +92,8 @@ def test_complete_download_spends_the_token(make_engine):
     done = engine.progress("a", "c1", 0, 100, 40)
     assert done.state == "complete" and done.admitted == ["b"]
     assert join(engine, "a").state == "spent"
-    assert engine.start("a", "c2").state == "spent"
+    assert engine.start("a", "c2", 100).state == "tail"  # resumable once more, without a slot
+    assert engine.start("a", "c3", 1).state == "spent"
     finished = [e for e in journal(engine) if e["event"] == "finished"]
     assert finished == [{"t": "a", "event": "finished", "ts": finished[0]["ts"], "file": "1",
                          "outcome": "completed", "bytes": "100"}]
@@ -202,23 +203,170 @@ def test_resume_inside_and_outside_the_grace(make_engine):
     assert [e.get("outcome") for e in journal(engine) if e["event"] == "finished"] == ["abandoned"]
 
 
-def test_waiter_keeps_its_place_for_the_wait_grace(make_engine):
+def test_a_poll_keeps_a_place_for_the_wait_grace(make_engine):
     engine = make_engine(capacity=1, wait_grace=10)
     for tid in "abcd":
         join(engine, tid)
-    engine.touch(["b", "c", "d"], grace=30)
-    engine.touch(["c"], grace=10)  # c's stream dropped
     advance(engine, 8)
-    assert join(engine, "c").position == 2  # reconnected in time: same place
-    engine.touch(["b", "c", "d"], grace=30)  # all connected
-    advance(engine, 15)
-    assert states(engine, "c")["c"] == ("waiting", 2)
-    engine.touch(["b", "d"], grace=30)
-    engine.touch(["c"], grace=10)  # c drops again and does not come back
-    advance(engine, 11)
+    assert join(engine, "c").position == 2  # came back in time: same place
+    engine.status(["b", "d"], mode="renew")
+    advance(engine, 8)
+    engine.status(["b", "d"], mode="renew")
+    advance(engine, 3)
     snap = engine.reap()
-    assert snap.removed == [3]
+    assert snap.removed == [3]  # c was last seen 11 s ago
     assert states(engine, "b", "c", "d") == {"b": ("waiting", 1), "c": ("none", 0), "d": ("waiting", 2)}
+
+
+def test_a_living_process_holds_its_streams_waiters_for_any_time(make_engine, client):
+    engine = make_engine(capacity=1, wait_grace=10)
+    other = QueueEngine(client, engine.keys.queue, engine.seed)  # another process, same queue
+    join(engine, "a")
+    for tid in "bcd":
+        engine.join(tid, 1, 100, FAR, "", hold=True)
+    for _ in range(6):  # a minute: the holder shows signs of life, one call a few seconds
+        advance(engine, 4)
+        engine.reap()
+        other.reap()
+        advance(engine, 4)
+        other.reap()
+        engine.reap()
+    assert states(engine, "b", "c", "d") == {"b": ("waiting", 1), "c": ("waiting", 2), "d": ("waiting", 3)}
+    engine.unbind("c")  # c's stream closed: its grace starts now
+    advance(engine, 4)
+    engine.reap()
+    advance(engine, 4)
+    assert states(engine, "c")["c"] == ("waiting", 2)
+    advance(engine, 3)
+    engine.reap()
+    assert states(engine, "b", "c", "d") == {"b": ("waiting", 1), "c": ("none", 0), "d": ("waiting", 2)}
+
+
+def test_a_dead_process_waiters_get_the_grace_from_its_last_sign_of_life(make_engine, client):
+    engine = make_engine(capacity=1, wait_grace=10)
+    dead = QueueEngine(client, engine.keys.queue, engine.seed)
+    join(engine, "a")
+    for tid in "bc":
+        dead.join(tid, 1, 100, FAR, "", hold=True)
+    advance(engine, 4)
+    engine.reap()
+    assert states(engine, "b")["b"] == ("waiting", 1)
+    advance(engine, 2)  # 6 s of silence: given up for dead, grace counted from its last call
+    engine.reap()
+    advance(engine, 3)
+    assert states(engine, "b", "c") == {"b": ("waiting", 1), "c": ("waiting", 2)}
+    advance(engine, 2)  # 11 s after its last call
+    assert states(engine, "b", "c") == {"b": ("none", 0), "c": ("none", 0)}
+    # it was only frozen: it comes back, hears it was given up, and holds its waiters again
+    assert dead.reap().rebind and dead.rebinds == 1
+
+
+def test_a_dead_process_connection_stops_counting(make_engine, client):
+    engine = make_engine(capacity=1, resume_grace=30, stall_timeout=20)
+    dead = QueueEngine(client, engine.keys.queue, engine.seed)
+    join(engine, "a", size=1000)
+    join(engine, "b")
+    assert dead.start("a", "c1", 1000).state == "ok"
+    dead.progress("a", "c1", 0, 300, 300, range_end=1000)
+    # the client resumes on a living process and gets the rest while the dead one still counts
+    assert engine.start("a", "c2", 500).state == "ok"
+    assert engine.progress("a", "c2", 500, 1000, 500, closing=True, range_end=1000).state == "ok"
+    advance(engine, 6)
+    snap = engine.reap()  # the dead connection is dropped: the tail had every byte
+    assert snap.admitted == ["b"]
+    assert [e.get("outcome") for e in journal(engine) if e["event"] == "finished"] == ["completed"]
+
+
+def test_a_resume_with_a_new_token_completes(make_engine):
+    engine = make_engine(capacity=1)
+    join(engine, "new", size=1000)
+    join(engine, "b")
+    assert engine.start("new", "c1", 400).state == "ok"
+    done = engine.progress("new", "c1", 600, 1000, 400, closing=True, range_end=1000)
+    assert done.state == "complete" and done.admitted == ["b"]
+
+
+def test_an_unfinished_connection_cancels_a_finished_tail(make_engine):
+    engine = make_engine(capacity=1)
+    join(engine, "a", size=1000)
+    for conn in ("c1", "c2"):
+        engine.start("a", conn, 500)
+    assert engine.progress("a", "c2", 500, 1000, 500, closing=True, range_end=1000).state == "ok"
+    assert engine.progress("a", "c1", 0, 200, 200, closing=True, range_end=500).state == "paused"
+    engine.start("a", "c3", 300)
+    assert engine.progress("a", "c3", 200, 500, 300, closing=True, range_end=500).state == "complete"
+
+
+def test_a_completed_token_keeps_a_bounded_tail_for_the_resume_grace(make_engine):
+    engine = make_engine(capacity=1, resume_grace=30, resume_tail=300)
+    join(engine, "a", size=1000)
+    join(engine, "b")
+    engine.start("a", "c1", 1000)
+    assert engine.progress("a", "c1", 0, 1000, 1000, closing=True, range_end=1000).state == "complete"
+    assert engine.summary().active == 1  # b holds the only slot
+    assert engine.start("a", "c2", 400).state == "spent"  # more than the tail budget
+    assert engine.start("a", "c3", 200).state == "tail"
+    assert engine.start("a", "c4", 200).state == "spent"  # the budget is 300 in all
+    assert engine.start("a", "c5", 100).state == "tail"
+    assert engine.summary().active == 1  # a tail holds no slot
+    advance(engine, 31)
+    assert engine.start("a", "c6", 0).state == "spent"
+
+
+def test_settings_live_in_the_queue(make_engine, client, caplog):
+    engine = make_engine(capacity=1)
+    join(engine, "a")
+    second = QueueEngine(client, engine.keys.queue, QueueSettings(capacity=4))
+    with caplog.at_level("WARNING"):
+        snap = second.join("b", 1, 100, FAR, "")
+    assert snap.state == "waiting" and snap.capacity == 1  # the queue's capacity, not its own
+    assert second.settings.capacity == 1
+    assert "capacity=1 (started with 4)" in caplog.text
+    client.hset(engine.keys.settings, "capacity", 2)  # an operator raises it live
+    assert engine.reap().admitted == ["b"]
+    assert engine.settings.capacity == 2
+
+
+def test_bad_arguments_are_refused_before_any_write(make_engine, client, caplog):
+    from app.queue.engine import QueueScriptError
+
+    engine = make_engine(capacity=1)
+    with pytest.raises(ValueError):
+        engine.join("a", 1, 100, 1e308, "")
+    with pytest.raises(ValueError):
+        engine.join("a|b", 1, 100, FAR, "")
+    with caplog.at_level("ERROR"), pytest.raises(QueueScriptError):
+        engine._run("join", "x", 1, 100, "inf", "")
+    assert "queue script join failed" in caplog.text
+    assert client.hget(engine.keys.key("info"), "x") is None
+    assert client.zcard(engine.keys.waiting) == 0
+
+
+def test_status_refuses_more_than_a_thousand_ids(make_engine):
+    engine = make_engine()
+    with pytest.raises(ValueError):
+        engine.status([f"t{i}" for i in range(1001)])
+
+
+def test_reaping_is_bounded_per_call(make_engine, client):
+    engine = make_engine(capacity=1, wait_grace=1)
+    pipe = client.pipeline()
+    for n in range(1000):
+        engine.join(f"t{n}", 1, 10, time.time() + 5, "")
+    pipe.execute()
+    advance(engine, 10)
+    assert len(engine.reap().removed) <= 2 * 256  # presence and expiry batches
+    while engine.reap().removed:
+        pass
+    assert engine.summary().waiting == 0
+
+
+def test_the_channel_names_the_database(client):
+    from app.queue.keys import QueueKeys
+
+    assert QueueKeys("q", 1).channel != QueueKeys("q", 2).channel
+    one = QueueEngine(redis.Redis.from_url(REDIS_URL.rsplit("/", 1)[0] + "/1"), "shared", QueueSettings())
+    assert one.keys.channel.endswith(":1")
 
 
 def test_every_state_change_publishes_one_event(make_engine, client):
@@ -252,7 +400,7 @@ def test_all_keys_share_one_hash_tag(make_engine):
     from redis.cluster import key_slot
 
     engine = make_engine()
-    keys = [*engine.keys.script_keys, engine.keys.channel]
+    keys = engine.keys.script_keys
     assert len({key_slot(k.encode()) for k in keys}) == 1
     assert all(k.startswith("{dq:") for k in keys)
 

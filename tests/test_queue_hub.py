@@ -8,7 +8,10 @@ import pytest
 import redis
 
 from app.queue.engine import QueueEngine, QueueSettings
-from app.queue.hub import GONE, READY, WAITING, QueueHub
+from app.queue.hub import QueueHub
+from app.queue.tracker import WaiterState
+
+READY, WAITING, GONE = WaiterState.READY, WaiterState.WAITING, WaiterState.GONE
 
 from .support import RedisProcess, wait_until
 
@@ -53,9 +56,8 @@ def test_positions_follow_events_without_asking_redis(make, private_redis):
     time.sleep(0.4)
     truth = engine.status(ids).tokens
     for tid, waiter in waiters.items():
-        state, position, _ = truth[tid]
-        if state == "waiting":
-            assert (waiter.state, waiter.position) == (WAITING, position), tid
+        if truth[tid].state == "waiting":
+            assert (waiter.state, waiter.position) == (WAITING, truth[tid].position), tid
     stats = private_redis.info("commandstats")
     assert "cmdstat_zrank" not in stats or stats["cmdstat_zrank"]["calls"] <= 100  # only the final check
     left_waiter = waiters[ids[5]]
@@ -66,10 +68,11 @@ def test_a_gap_in_versions_triggers_a_resync(make, private_redis):
     engine, hub = make(capacity=1)
     waiters = join_all(engine, hub, ["a", "b", "c", "d"])
     # remove b behind the hub's back (no event), then announce a later version
-    private_redis.zrem(engine.keys.script_keys[0], "b")
-    private_redis.hincrby(engine.keys.script_keys[5], "version", 5)
+    private_redis.zrem(engine.keys.waiting, "b")
+    private_redis.hincrby(engine.keys.counters, "version", 5)
     private_redis.publish(engine.keys.channel, json.dumps({
-        "version": hub.version + 6, "now": 0, "waiting": 2, "active": 1, "capacity": 1, "rate": 0}))
+        "version": hub.tracker.version + 6, "epoch": hub.tracker.epoch, "now": 0, "waiting": 2,
+        "active": 1, "capacity": 1, "rate": 0}))
     wait_until(lambda: waiters["c"].position == 1 and waiters["d"].position == 2, message="resync")
 
 
@@ -105,7 +108,7 @@ def test_waiter_attached_after_its_admission_event_is_ready(make):
     gone = engine.join("c", 1, 10, time.time() + 600, "")
     engine.leave("a")  # admits b
     engine.leave("c")  # c leaves on its own
-    wait_until(lambda: hub.version >= gone.version + 2, message="hub saw both events")
+    wait_until(lambda: hub.tracker.version >= gone.version + 2, message="hub saw both events")
     assert hub.attach("b", late).state == READY
     assert hub.attach("c", gone).state == GONE
 
@@ -135,4 +138,4 @@ def test_detaching_twice_is_harmless(make):
     hub.detach(waiters["b"])
     hub.detach(waiters["b"])
     assert "b" not in hub.waiters
-    assert engine.status(["b"]).tokens["b"][0] == "waiting"  # its place is kept for the grace
+    assert engine.status(["b"]).tokens["b"].state == "waiting"  # its place is kept for the grace

@@ -23,7 +23,7 @@ TOKENS = [f"t{i}" for i in range(6)]
 CONNS = ["c1", "c2", "c3"]
 SIZE = 100
 CONFIG = QueueSettings(capacity=2, admit_timeout=10, stall_timeout=5, resume_grace=8,
-                       wait_grace=6, max_queue_length=4, max_connections_per_token=2)
+                       wait_grace=6, max_queue_length=4, max_connections_per_token=2, resume_tail=60)
 MS = {name: int(getattr(CONFIG, name) * 1000) for name in
       ("admit_timeout", "stall_timeout", "resume_grace", "wait_grace")}
 
@@ -33,8 +33,9 @@ class Token:
     state: str
     seq: int
     expires: int
-    conns: dict[str, int] = field(default_factory=dict)
+    conns: set[str] = field(default_factory=set)
     ranges: list[list[int]] = field(default_factory=list)
+    tail_done: bool = False
 
 
 class Model:
@@ -47,6 +48,7 @@ class Model:
         self.presence: dict[str, int] = {}
         self.lease: dict[str, int] = {}
         self.spent: dict[str, int] = {}
+        self.done: dict[str, list[int]] = {}  # completed token -> [resumable until, tail bytes left]
 
     def waiting(self) -> list[str]:
         return sorted((t for t, v in self.tokens.items() if v.state == "waiting"),
@@ -69,8 +71,11 @@ class Model:
             self._release(tid)
         for tid in [t for t, d in self.presence.items() if d <= self.now]:
             self._drop(tid)
+        for tid in [t for t in self.waiting() if self.tokens[t].expires <= self.now]:
+            self._drop(tid)
         for tid in [t for t, d in self.spent.items() if d <= self.now]:
             del self.spent[tid]
+            self.done.pop(tid, None)
 
     def fill(self) -> None:
         while len(self.lease) < CONFIG.capacity and self.waiting():
@@ -103,9 +108,11 @@ class Model:
         self.fill()
         return self.tokens[tid].state if tid in self.tokens else result
 
-    def touch(self, tid: str, grace: int) -> None:
+    def renew(self, tid: str) -> None:
+        self.reap()
+        self.fill()
         if tid in self.presence:
-            self.presence[tid] = self.now + grace
+            self.presence[tid] = self.now + MS["wait_grace"]
 
     def leave(self, tid: str) -> str:
         self.reap()
@@ -118,23 +125,28 @@ class Model:
         self.fill()
         return state
 
-    def start(self, tid: str, conn: str) -> str:
+    def start(self, tid: str, conn: str, length: int) -> str:
         self.reap()
         self.fill()
         token = self.tokens.get(tid)
         if token is None:
-            return "spent" if tid in self.spent else "none"
+            if tid not in self.spent:
+                return "none"
+            until, left = self.done[tid]
+            if until > self.now and left >= length:
+                self.done[tid][1] -= length
+                return "tail"
+            return "spent"
         if token.state == "waiting":
             return "waiting"
-        token.conns = {c: d for c, d in token.conns.items() if d > self.now}
         if len(token.conns) >= CONFIG.max_connections_per_token:
             return "too_many"
-        token.conns[conn] = self.now + MS["stall_timeout"]
+        token.conns.add(conn)
         token.state = "downloading"
         self.lease[tid] = self.now + MS["stall_timeout"]
         return "ok"
 
-    def progress(self, tid: str, conn: str, first: int, last: int, closing: bool) -> str:
+    def progress(self, tid: str, conn: str, first: int, last: int, range_end: int, closing: bool) -> str:
         self.reap()
         token = self.tokens.get(tid)
         if token is None or token.state == "waiting":
@@ -142,25 +154,28 @@ class Model:
         else:
             if last > first:
                 token.ranges = merge(token.ranges + [[first, last]])
-            if token.ranges == [[0, SIZE]] or (len(token.ranges) == 1 and token.ranges[0][0] == 0
-                                               and token.ranges[0][1] >= SIZE):
+            if closing:
+                token.conns.discard(conn)
+                if last >= range_end >= SIZE:
+                    token.tail_done = True
+                elif last < range_end:
+                    token.tail_done = False
+            else:
+                token.conns.add(conn)
+            covered = len(token.ranges) == 1 and token.ranges[0][0] == 0 and token.ranges[0][1] >= SIZE
+            if covered or (token.tail_done and not token.conns):
                 self.spent[tid] = token.expires
+                self.done[tid] = [self.now + MS["resume_grace"], min(CONFIG.resume_tail, SIZE)]
                 self._release(tid)
                 result = "complete"
+            elif not token.conns:
+                token.state = "paused"
+                self.lease[tid] = self.now + MS["resume_grace"]
+                result = "paused"
             else:
-                if closing:
-                    token.conns.pop(conn, None)
-                else:
-                    token.conns[conn] = self.now + MS["stall_timeout"]
-                token.conns = {c: d for c, d in token.conns.items() if d > self.now}
-                if not token.conns:
-                    token.state = "paused"
-                    self.lease[tid] = self.now + MS["resume_grace"]
-                    result = "paused"
-                else:
-                    token.state = "downloading"
-                    self.lease[tid] = self.now + MS["stall_timeout"]
-                    result = "ok"
+                token.state = "downloading"
+                self.lease[tid] = self.now + MS["stall_timeout"]
+                result = "ok"
         self.fill()
         return result
 
@@ -195,7 +210,6 @@ class QueueMachine(RuleBasedStateMachine):
         self.engine = new_engine(self.client, **CONFIG.__dict__)
         self.model = Model()
         self.base = time.time()
-        self.sent: dict[tuple[str, str], int] = {}
 
     def teardown(self) -> None:
         drop(self.engine)
@@ -218,27 +232,26 @@ class QueueMachine(RuleBasedStateMachine):
         self.model.now = snap.now
         assert snap.state == self.model.leave(tid)
 
-    @rule(tid=st.sampled_from(TOKENS), grace=st.sampled_from([1000, 30000]))
-    def touch(self, tid: str, grace: int) -> None:
-        snap = self.engine.touch([tid], grace=grace / 1000)
+    @rule(tid=st.sampled_from(TOKENS))
+    def renew(self, tid: str) -> None:
+        snap = self.engine.status([tid], mode="renew")
         self.model.now = snap.now
-        self.model.touch(tid, grace)
+        self.model.renew(tid)
 
-    @rule(tid=st.sampled_from(TOKENS), conn=st.sampled_from(CONNS))
-    def start(self, tid: str, conn: str) -> None:
-        snap = self.engine.start(tid, conn)
+    @rule(tid=st.sampled_from(TOKENS), conn=st.sampled_from(CONNS), length=st.sampled_from([0, 30, 100]))
+    def start(self, tid: str, conn: str, length: int) -> None:
+        snap = self.engine.start(tid, conn, length)
         self.model.now = snap.now
-        assert snap.state == self.model.start(tid, conn)
-        if snap.state == "ok":
-            self.sent[(tid, conn)] = 0
+        assert snap.state == self.model.start(tid, conn, length)
 
     @rule(tid=st.sampled_from(TOKENS), conn=st.sampled_from(CONNS), first=st.sampled_from([0, 40]),
-          amount=st.sampled_from([10, 60, 100]), closing=st.booleans())
-    def progress(self, tid: str, conn: str, first: int, amount: int, closing: bool) -> None:
+          amount=st.sampled_from([10, 60, 100]), to_end=st.booleans(), closing=st.booleans())
+    def progress(self, tid: str, conn: str, first: int, amount: int, to_end: bool, closing: bool) -> None:
         last = min(SIZE, first + amount)
-        snap = self.engine.progress(tid, conn, first, last, last - first, closing)
+        range_end = SIZE if to_end else last
+        snap = self.engine.progress(tid, conn, first, last, last - first, closing, range_end)
         self.model.now = snap.now
-        assert snap.state == self.model.progress(tid, conn, first, last, closing)
+        assert snap.state == self.model.progress(tid, conn, first, last, range_end, closing)
 
     @rule(seconds=st.sampled_from([0.5, 1, 2, 3, 5, 7, 9, 11]))
     def wait(self, seconds: float) -> None:
@@ -257,7 +270,7 @@ class QueueMachine(RuleBasedStateMachine):
         snap = self.engine.status(TOKENS)
         self.model.now = snap.now
         expected = self.model.status()
-        actual = {tid: (v[0], v[1]) for tid, v in snap.tokens.items()}
+        actual = {tid: (v.state, v.position) for tid, v in snap.tokens.items()}
         assert actual == expected
         assert snap.active == len(self.model.lease) <= CONFIG.capacity
         assert snap.waiting == len(self.model.waiting())

@@ -12,7 +12,10 @@ import redis
 
 from app.errors import Unavailable
 from app.queue.engine import QueueEngine, QueueSettings
-from app.queue.hub import READY, QueueHub
+from app.queue.hub import QueueHub
+from app.queue.tracker import WaiterState
+
+READY = WaiterState.READY
 
 from .conftest import REDIS_URL
 from .queue_clients import hold_slots
@@ -64,7 +67,7 @@ def _cycle(engine: QueueEngine, tids: list[str], errors: list[BaseException]) ->
         for tid in tids:
             engine.join(tid, 1, 10, time.time() + 600, "")
             deadline = time.time() + 60
-            while engine.status([tid]).tokens[tid][0] == "waiting":
+            while engine.status([tid]).tokens[tid].state == "waiting":
                 assert time.time() < deadline
                 time.sleep(0.01)
             assert engine.start(tid, "c").state == "ok"
@@ -118,7 +121,7 @@ def test_redis_restart_is_survived(tmp_path):
 
         wait_until(lambda: _answers(engine), timeout=10, message="engine back")
         state = engine.status(["a", "b", "c", "d"]).tokens
-        assert {t: v[0] for t, v in state.items()} == {"a": "downloading", "b": "admitted",
+        assert {t: v.state for t, v in state.items()} == {"a": "downloading", "b": "admitted",
                                                        "c": "waiting", "d": "waiting"}
         wait_until(lambda: hub._subscribed.is_set() and _listening(client, engine), message="hub resubscribed")
         assert engine.progress("a", "c1", 0, 10, 10).state == "complete"

@@ -216,6 +216,7 @@ class QueueEngine:
         self.scripts = QueueScripts(client)
         self._common = [self.keys.channel, self.owner, *settings.seed_args()]
         self._told = False
+        self._known = False  # the queue has heard of this process
 
     def _run(self, name: str, *args: Any, hold: bool = True) -> Snapshot:
         """Run a script as this process (``hold``: what it binds, this process holds) or as nobody."""
@@ -228,12 +229,14 @@ class QueueEngine:
             log.error("queue script %s failed: %s", name, exc)
             raise QueueScriptError() from exc
         snap = Snapshot.parse(raw)
-        self._observe(snap)
+        self._observe(snap, hold)
         return snap
 
-    def _observe(self, snap: Snapshot) -> None:
-        if snap.rebind:
-            self.rebinds += 1
+    def _observe(self, snap: Snapshot, held: bool) -> None:
+        if held:
+            if snap.rebind and self._known:
+                self.rebinds += 1
+            self._known = True
         stored = snap.settings
         if stored is None or stored == self.settings:
             return

@@ -70,7 +70,7 @@ class Config:
         self.RESUME_GRACE = _int(env, "RESUME_GRACE", 120, minimum=1)
         self.WAIT_GRACE = _int(env, "WAIT_GRACE", 30, minimum=1)
         self.MAX_QUEUE_LENGTH = _int(env, "MAX_QUEUE_LENGTH", 100_000, minimum=1)
-        self.RESUME_TAIL = _int(env, "RESUME_TAIL", 64 << 20, minimum=1)
+        self.RESUME_TAIL = _int(env, "RESUME_TAIL", 32 << 20, minimum=1)
         self.BANDWIDTH_LIMIT = _int(env, "BANDWIDTH_LIMIT", 0)
         self.MAX_CONNECTIONS_PER_TOKEN = _int(env, "MAX_CONNECTIONS_PER_TOKEN", 4, minimum=1)
         self.X_ACCEL_REDIRECT = env.get("X_ACCEL_REDIRECT") or None

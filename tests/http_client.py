@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import requests
@@ -44,10 +44,14 @@ def sse(url: str, timeout: float = 60, headers: dict | None = None) -> Iterator[
                 event_id = value
 
 
-def wait_turn(base: str, token: str, timeout: float = 120) -> tuple[list[Event], Event]:
+def wait_turn(base: str, token: str, timeout: float = 120,
+              on_first: Callable[[], None] | None = None) -> tuple[list[Event], Event]:
     """Follow the v1 queue feed until ``ready`` or ``error``; returns (positions, last event)."""
     positions = []
     for event in sse(f"{base}/api/v1/queue/{token}", timeout=timeout):
+        if on_first is not None:
+            on_first()
+            on_first = None
         if event.event == "position":
             positions.append(event)
         else:

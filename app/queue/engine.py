@@ -57,7 +57,7 @@ class QueueSettings:
     resume_grace: float = 120.0
     wait_grace: float = 30.0
     max_connections_per_token: int = 4
-    resume_tail: int = 64 << 20
+    resume_tail: int = 32 << 20
 
     @classmethod
     def from_config(cls, config: Any) -> QueueSettings:

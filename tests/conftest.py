@@ -14,7 +14,7 @@ from app.config import load_config, normalize_database_url
 from app.extensions import db
 from app.services.runtime import runtime
 
-from .support import Gunicorn
+from .support import Gunicorn, RedisProcess
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -122,6 +122,21 @@ def gunicorn(settings, tmp_path):
                           log_path=tmp_path / f"gunicorn-{len(servers)}.log")
         servers.append(server)
         return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of the test's own: ``redis_server(durable=True)``; stopped after the test."""
+    servers: list[RedisProcess] = []
+
+    def start(durable: bool = False) -> RedisProcess:
+        server = RedisProcess(tmp_path / f"redis-{len(servers)}", durable=durable).start()
+        servers.append(server)
+        return server
 
     yield start
     for server in servers:

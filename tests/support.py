@@ -42,13 +42,17 @@ def redis_server_binary() -> str:
 
 
 class RedisProcess:
-    """A redis-server of the test's own on a free port, to kill and restart at will."""
+    """A redis-server of the test's own on a free port, to kill and restart at will.
 
-    def __init__(self, workdir: Path) -> None:
+    ``durable``: every write reaches the append-only file before it is acknowledged, so a
+    restart loses nothing; otherwise a restart comes back empty."""
+
+    def __init__(self, workdir: Path, durable: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen | None = None
-        self.start_args: list[str] = ["--appendonly", "no"]
+        self.start_args: list[str] = (["--appendonly", "yes", "--appendfsync", "always"] if durable
+                                      else ["--appendonly", "no"])
 
     @property
     def url(self) -> str:
@@ -110,6 +114,12 @@ class Gunicorn:
             return requests.get(self.url + "/healthz", timeout=1).status_code == 200
         except requests.RequestException:
             return False
+
+    def serving(self) -> set[int]:
+        """The worker processes holding a client connection right now."""
+        out = subprocess.run(["ss", "-tnpH", f"sport = :{self.port}"], capture_output=True, text=True).stdout
+        pids = {int(p.split("pid=")[1].split(",")[0]) for p in out.split() if "pid=" in p}
+        return pids & set(self.worker_pids())
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout

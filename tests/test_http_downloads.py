@@ -224,12 +224,8 @@ def test_killed_worker_slot_is_reclaimed_and_recorded(app, gunicorn, make_file):
     assert wait_turn(server.url, token)[1].event == "ready"
     raw = RawDownload(server.port, f"/api/v1/downloads/{token}")
     raw.read(200_000)
-    # find the worker serving this connection and kill it
-    out = subprocess.run(["ss", "-tnpH", f"sport = :{server.port}"], capture_output=True, text=True).stdout
-    pids = {int(p.split("pid=")[1].split(",")[0]) for p in out.split() if "pid=" in p}
-    workers = set(server.worker_pids())
-    victim = pids & workers
-    assert len(victim) >= 1, (pids, workers)
+    victim = server.serving()
+    assert victim
     for pid in victim:
         subprocess.run(["kill", "-9", str(pid)], check=True)
     next_token = new_token(server.url, file_id)

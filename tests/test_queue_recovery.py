@@ -101,9 +101,7 @@ def test_script_cache_flushed_mid_run():
 
 
 def test_redis_restart_is_survived(tmp_path):
-    server = RedisProcess(tmp_path / "redis")
-    server.start_args = ["--appendonly", "yes", "--appendfsync", "always"]
-    server.start()
+    server = RedisProcess(tmp_path / "redis", durable=True).start()
     client = redis.Redis(port=server.port)
     engine = QueueEngine(client, "restart", QueueSettings(capacity=2, wait_grace=60, stall_timeout=30))
     hub = QueueHub(engine, coalesce=0.05)

@@ -139,7 +139,8 @@ def events(app: Flask, claims: TokenClaims, snap: Snapshot, client_addr: str) ->
             if waiter.state == WaiterState.GONE and waiter.lost and claims.expires_at > time.time():
                 hub.detach(waiter)
                 try:
-                    snap = _join(app, claims, client_addr, hold=True)
+                    with app.app_context():  # the stream outlives its request's context
+                        snap = _join(app, claims, client_addr, hold=True)
                 except AppError as exc:
                     yield QueueEvent("error", exc.to_dict())
                     return

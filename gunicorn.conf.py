@@ -23,10 +23,15 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 
 
 def post_fork(server, worker):
-    """Make psycopg2 cooperative: without it one slow query blocks every client of the worker."""
+    """Make psycopg2 cooperative (without it one slow query blocks every client of the worker)
+    and let the app's own loggers speak at the configured level, in gunicorn's format."""
+    import logging
+
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
+    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S %z")
 
 
 def post_worker_init(worker):

@@ -258,3 +258,23 @@ def test_x_accel_redirect_behind_nginx(app, gunicorn, make_file, tmp_path):
         assert direct.status_code == 404  # the internal location is not reachable from outside
     finally:
         nginx.stop()
+
+
+def test_a_slot_taken_back_mid_transfer_ends_quietly(gunicorn, make_file, tmp_path):
+    file_id, _ = make_file("big.bin", size=64 * 1024 * 1024)
+    server = gunicorn(**SERVE)
+    token = new_token(server.url, file_id)
+    assert wait_turn(server.url, token)[1].event == "ready"
+    raw = RawDownload(server.port, f"/api/v1/downloads/{token}")
+    raw.read(1_000_000)
+    assert requests.delete(f"{server.url}/api/v1/queue/{token}", timeout=5).json()["left"] is True
+    received = 1_000_000
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (chunk := raw.read(256 << 10)):  # a slow reader
+        received += len(chunk)
+        time.sleep(0.05)
+    raw.close()
+    assert received < 64 * 1024 * 1024  # the transfer was cut, and the client was not left hanging
+    log = (tmp_path / "gunicorn-0.log").read_text()
+    wait_until(lambda: "download slot reclaimed" in (tmp_path / "gunicorn-0.log").read_text(), message="log")
+    assert "Traceback" not in log and "Error handling request" not in log

@@ -261,7 +261,7 @@ class QueueHub:
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:
-        while not self._stop.wait(self.reap_interval):
+        while True:
             try:
                 self.engine.reap()
                 if self.engine.rebinds != self._rebinds:
@@ -273,6 +273,8 @@ class QueueHub:
                 log.warning("queue housekeeping failed: %s", exc.__cause__ or exc)
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("queue housekeeping crashed")
+            if self._stop.wait(self.reap_interval):
+                return
 
     def _retry_later(self) -> None:
         while self._later:

@@ -48,7 +48,8 @@ def push_worker(url: str, ids: list[str]) -> None:
 
     from app.queue.connection import connect
     from app.queue.engine import QueueEngine, QueueSettings
-    from app.queue.hub import READY, QueueHub
+    from app.queue.hub import QueueHub
+    from app.queue.tracker import WaiterState
 
     client = connect(url)
     engine = QueueEngine(client, QUEUE, QueueSettings(capacity=1, wait_grace=600))
@@ -56,8 +57,8 @@ def push_worker(url: str, ids: list[str]) -> None:
     hub.start()
 
     def wait_for_turn(tid: str) -> None:
-        waiter = hub.attach(tid, engine.join(tid, 1, 10, time.time() + 3600, ""))
-        while waiter.state != READY:
+        waiter = hub.attach(tid, engine.join(tid, 1, 10, time.time() + 3600, "", hold=True))
+        while waiter.state != WaiterState.READY:
             waiter.wait(15)
         report(client, tid)
 
@@ -123,6 +124,7 @@ def run(mode: str, url: str, args) -> dict[str, float]:
     stats = client.info("commandstats")
     calls = sum(v["calls"] for v in stats.values())
     per_waiter = calls / (per * args.workers) / args.idle
+    usec_per_waiter = sum(v["usec"] for v in stats.values()) / (per * args.workers) / args.idle
 
     releases = args.releases if mode == "push" else max(10, args.releases // 5)
     latencies = []
@@ -148,6 +150,7 @@ def run(mode: str, url: str, args) -> dict[str, float]:
     return {
         "waiters": per * args.workers,
         "idle_cmds_per_waiter_s": per_waiter,
+        "idle_usec_per_waiter_s": usec_per_waiter,
         "wake_p50_ms": statistics.median(latencies),
         "wake_p99_ms": percentile(latencies, 0.99),
         "wake_max_ms": max(latencies),

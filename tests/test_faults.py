@@ -105,13 +105,13 @@ def test_readers_cut_off_anywhere_can_always_resume(gunicorn, make_file):
     for size in (1024 * 1024, 64 * 1024 * 1024):
         file_id, path = make_file(f"f{size}.bin", size=size)
         data = path.read_bytes()
-        for _ in range(3):
+        for _ in range(3 if size < 8 << 20 else 2):
             token = new_token(server.url, file_id)
             assert wait_turn(server.url, token)[1].event == "ready"
             have = b""
             for attempt in range(20):
                 headers = {"Range": f"bytes={len(have)}-"} if have else {}
-                raw = RawDownload(server.port, f"/api/v1/downloads/{token}", headers=headers)
+                raw = RawDownload(server.port, f"/api/v1/downloads/{token}", headers=headers, rcvbuf=256 << 10)
                 assert raw.status in (200, 206), (attempt, raw.status, raw.read(500))
                 if attempt == 0:
                     time.sleep(0.5)  # the server sends what the buffers take: then read nothing
@@ -123,8 +123,9 @@ def test_readers_cut_off_anywhere_can_always_resume(gunicorn, make_file):
                 if len(have) == size:
                     break
             assert have == data
-            status = requests.get(f"{server.url}/api/v1/queue/{token}/status", timeout=5).json()
-            assert status["state"] == "done"
+            url = f"{server.url}/api/v1/queue/{token}/status"
+            wait_until(lambda: requests.get(url, timeout=5).json()["state"] == "done", timeout=5,  # noqa: B023
+                       message="the download complete")
 
 
 def test_two_hosts_started_with_different_capacities_follow_the_queue(gunicorn, make_file, tmp_path):

@@ -297,6 +297,17 @@ def test_an_unfinished_connection_cancels_a_finished_tail(make_engine):
     assert engine.progress("a", "c3", 200, 500, 300, closing=True, range_end=500).state == "complete"
 
 
+def test_a_superseded_connection_noticed_late_does_not_hold_back_completion(make_engine):
+    engine = make_engine(capacity=1)
+    join(engine, "a", size=1000)
+    engine.start("a", "old", 1000)
+    engine.progress("a", "old", 0, 300, 300, range_end=1000)
+    engine.start("a", "new", 600)  # the client resumed at 400: it had read 400 of what old sent
+    assert engine.progress("a", "new", 400, 1000, 600, closing=True, range_end=1000).state == "ok"
+    # only now does the server notice the old connection's reset: it had acknowledged 700 bytes
+    assert engine.progress("a", "old", 0, 700, 400, closing=True, range_end=1000).state == "complete"
+
+
 def test_a_completed_token_keeps_a_bounded_tail_for_the_resume_grace(make_engine):
     engine = make_engine(capacity=1, resume_grace=30, resume_tail=300)
     join(engine, "a", size=1000)

@@ -36,6 +36,7 @@ class Token:
     conns: set[str] = field(default_factory=set)
     ranges: list[list[int]] = field(default_factory=list)
     tail_done: bool = False
+    owed: list[list[int]] = field(default_factory=list)
 
 
 class Model:
@@ -159,11 +160,12 @@ class Model:
                 if last >= range_end >= SIZE:
                     token.tail_done = True
                 elif last < range_end:
-                    token.tail_done = False
+                    token.owed = merge(token.owed + [[last, range_end]])
             else:
                 token.conns.add(conn)
             covered = len(token.ranges) == 1 and token.ranges[0][0] == 0 and token.ranges[0][1] >= SIZE
-            if covered or (token.tail_done and not token.conns):
+            owed = [w for w in token.owed if not any(r[0] <= w[0] and w[1] <= r[1] for r in token.ranges)]
+            if covered or (token.tail_done and not token.conns and not owed):
                 self.spent[tid] = token.expires
                 self.done[tid] = [self.now + MS["resume_grace"], min(CONFIG.resume_tail, SIZE)]
                 self._release(tid)

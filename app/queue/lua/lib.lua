@@ -146,10 +146,42 @@ local function covered(info)
   return (info.z or 0) == 0 or (#ranges == 1 and ranges[1][1] == 0 and ranges[1][2] >= info.z)
 end
 
+-- sort and merge byte ranges {first, end}; a client asking for scattered ranges keeps at most
+-- 64 of them (the rules below still decide)
+local function merge_ranges(ranges)
+  table.sort(ranges, function(x, y) return x[1] < y[1] end)
+  local merged = {}
+  for _, r in ipairs(ranges) do
+    local top = merged[#merged]
+    if top and r[1] <= top[2] then
+      if r[2] > top[2] then top[2] = r[2] end
+    elseif #merged < 64 then
+      merged[#merged + 1] = {r[1], r[2]}
+    end
+  end
+  return merged
+end
+
+-- bytes this token's connections were asked for but closed without (info.w) and that no
+-- connection has since delivered; forgets what was delivered, true while any remain
+local function owed(info)
+  local left = {}
+  for _, w in ipairs(info.w or {}) do
+    local delivered = false
+    for _, r in ipairs(info.r or {}) do
+      if r[1] <= w[1] and w[2] <= r[2] then delivered = true end
+    end
+    if not delivered then left[#left + 1] = w end
+  end
+  info.w = nil
+  if #left > 0 then info.w = left end
+  return #left > 0
+end
+
 -- after a download's connections changed: complete it, pause it, or keep it running
 local function settle(id, info)
   local open = count(info.c)
-  if covered(info) or (info.t == 1 and open == 0) then
+  if covered(info) or (info.t == 1 and open == 0 and not owed(info)) then
     complete(id, info)
     return 'complete'
   end

@@ -7,9 +7,10 @@
 -- ARGV[16] end (exclusive) of the range the request asked for
 -- ARGV[17] 1 when the connection is closing, else 0
 -- A token completes when the client acknowledged every byte of the file under it, or when a
--- closing connection whose range ran to the file's end had every byte acknowledged and no other
--- connection of the token is open (a resume, perhaps under a new token, after a dead process).
--- A connection that closes before its range was acknowledged cancels the latter.
+-- closing connection whose range ran to the file's end had every byte acknowledged, no other
+-- connection of the token is open, and no byte another connection of it closed without is
+-- still owed (a resume, perhaps under a new token or after a dead process, is a complete
+-- download; aria2c's interrupted segments are not).
 -- Returns JSON: the snapshot plus state =
 --   ok (lease renewed) | paused (no connection open: slot kept for the resume grace)
 --   | complete (slot freed, token spent, next waiter admitted) | gone (slot reclaimed: stop).
@@ -27,25 +28,11 @@ if not info or info.s == 'waiting' then
   state = 'gone'
 else
   info.b = (info.b or 0) + delta
-  -- merge [first, last) into the sorted, disjoint covered ranges (a few per connection at most)
-  local ranges = info.r or {}
   if last > first then
+    local ranges = info.r or {}
     ranges[#ranges + 1] = {first, last}
-    table.sort(ranges, function(x, y) return x[1] < y[1] end)
-    local merged = {}
-    for _, r in ipairs(ranges) do
-      local top = merged[#merged]
-      if top and r[1] <= top[2] then
-        if r[2] > top[2] then top[2] = r[2] end
-      else
-        merged[#merged + 1] = {r[1], r[2]}
-      end
-    end
-    ranges = merged
+    info.r = merge_ranges(ranges)
   end
-  -- a client asking for scattered ranges keeps at most 64 of them (the tail rule still completes)
-  while #ranges > 64 do table.remove(ranges) end
-  info.r = ranges
   info.c = info.c or {}
   if closing then
     if info.c[conn] ~= nil and info.c[conn] ~= '' then
@@ -55,7 +42,9 @@ else
     if last >= range_end and range_end >= (info.z or 0) then
       info.t = 1
     elseif last < range_end then
-      info.t = nil
+      local holes = info.w or {}
+      holes[#holes + 1] = {last, range_end}
+      info.w = merge_ranges(holes)
     end
   elseif info.c[conn] ~= OWNER then
     info.c[conn] = OWNER

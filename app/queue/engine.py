@@ -33,7 +33,7 @@ from .states import TokenState
 
 log = logging.getLogger(__name__)
 
-STATUS_CHUNK = 200  # token ids per status call: keeps each script call well under a millisecond
+STATUS_CHUNK = 50  # token ids per status call: keeps each script call near a millisecond
 MAX_STATUS_IDS = 1000  # status.lua refuses more
 MAX_EXPIRY = 10**10  # seconds since the epoch (year 2286): any later expiry is a bad argument
 
@@ -128,6 +128,7 @@ class Snapshot:
     tokens: dict[str, TokenView] = field(default_factory=dict)
     settings: QueueSettings | None = None
     rebind: bool = False
+    more: bool = False  # reclaiming stopped at its per-call budget: call again
 
     @classmethod
     def parse(cls, raw: bytes | str) -> Snapshot:
@@ -154,6 +155,7 @@ class Snapshot:
             tokens={k: TokenView(TokenState(v[0]), int(v[1]), int(v[2])) for k, v in tokens.items()},
             settings=QueueSettings.from_stored(stored) if stored else None,
             rebind=bool(data.get("rebind")),
+            more=bool(data.get("more")),
         )
 
     def eta_seconds(self, position: int | None = None) -> int | None:

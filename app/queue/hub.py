@@ -45,6 +45,7 @@ FAR_BUDGET = 500
 RESYNC_PAUSE = 0.005  # between two resync chunks: other clients of Redis go first
 RESYNC_JITTER = 1.0  # a new subscription waits up to this long before resyncing
 MAX_LATER = 100_000  # calls kept for retry while Redis is away
+REAP_BURST, REAP_PAUSE = 500, 0.01  # at most 500 reap calls per housekeeping round, 10 ms apart
 
 
 def _wake(waiters: list[Waiter]) -> None:
@@ -263,7 +264,7 @@ class QueueHub:
     def _housekeeping_loop(self) -> None:
         while True:
             try:
-                self.engine.reap()
+                self._reap()
                 if self.engine.rebinds != self._rebinds:
                     # the queue had given this process up for dead: hold every waiter again
                     self._rebinds = self.engine.rebinds
@@ -274,6 +275,13 @@ class QueueHub:
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("queue housekeeping crashed")
             if self._stop.wait(self.reap_interval):
+                return
+
+    def _reap(self) -> None:
+        """Reclaim what ran out; after a burst (a dead process, many places lapsing at once) keep
+        going, a bounded call at a time, with pauses that let other clients of Redis in."""
+        for _ in range(REAP_BURST):
+            if not self.engine.reap().more or self._stop.wait(REAP_PAUSE):
                 return
 
     def _retry_later(self) -> None:

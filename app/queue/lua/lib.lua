@@ -27,7 +27,7 @@ local W, P, A, I, S, C, R, J = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS
 local CFG, O, H, E, D = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 
 local RATE_WINDOW = 32      -- admissions kept for the rate
-local BATCH = 256           -- most items any one step handles per call
+local BATCH = 64            -- most items one call reclaims (or admits), all steps together
 local OWNER_TTL = 5000      -- ms without a sign of life before a process counts as dead
 local OWNER_BATCH = 4       -- dead processes looked at per call
 local MAX_MS = 1e13         -- any time or duration in ms beyond this is a bad argument
@@ -78,6 +78,7 @@ local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local admitted, removed = {}, {}
 local changed = false
 local rebind = false
+local more = false          -- reclaiming stopped at the budget: another call should follow
 
 local function get_info(id)
   local raw = redis.call('HGET', I, id)
@@ -224,11 +225,10 @@ local function unbind_member(member, owner, last)
   end
 end
 
--- processes that stopped showing signs of life lose what they held, in bounded batches
-local function reap_owners()
+-- processes that stopped showing signs of life lose what they held, ``budget`` items at most
+local function reap_owners(budget)
   local dead = redis.call('ZRANGEBYSCORE', O, '-inf', NOW - OWNER_TTL, 'WITHSCORES',
     'LIMIT', 0, OWNER_BATCH)
-  local budget = BATCH
   for n = 1, #dead, 2 do
     if budget <= 0 then break end
     local owner, score = dead[n], tonumber(dead[n + 1])
@@ -240,25 +240,31 @@ local function reap_owners()
     if #members < budget then redis.call('ZREM', O, owner) end
     budget = budget - #members
   end
+  return budget
 end
 
--- reclaim what ran out (leases, presence, token expiry, dead processes), a batch of each
+-- reclaim what ran out (leases, dead processes' holds, lapsed places, expired tokens, spent
+-- tokens past their expiry): BATCH items per call at most; ``more`` tells the caller to call again
 local function reap()
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', A, '-inf', NOW, 'LIMIT', 0, BATCH)) do
+  local budget = BATCH
+  local function due(key)
+    if budget <= 0 then return {} end
+    local ids = redis.call('ZRANGEBYSCORE', key, '-inf', NOW, 'LIMIT', 0, budget)
+    budget = budget - #ids
+    return ids
+  end
+  for _, id in ipairs(due(A)) do
     local info = get_info(id) or {}
     release(id, info, expired_outcome(info))
   end
-  reap_owners()
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', P, '-inf', NOW, 'LIMIT', 0, BATCH)) do
-    drop_waiter(id)
-  end
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', E, '-inf', NOW, 'LIMIT', 0, BATCH)) do
-    drop_waiter(id)
-  end
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', S, '-inf', NOW, 'LIMIT', 0, BATCH)) do
+  if budget > 0 then budget = reap_owners(budget) end
+  for _, id in ipairs(due(P)) do drop_waiter(id) end
+  for _, id in ipairs(due(E)) do drop_waiter(id) end
+  for _, id in ipairs(due(S)) do
     redis.call('ZREM', S, id)
     redis.call('HDEL', D, id)
   end
+  more = budget <= 0
 end
 
 -- the first writes of every writing script: seed settings, birth the epoch, show this
@@ -295,7 +301,8 @@ end
 
 -- admit from the head of the line while a slot is free (at most BATCH steps per call)
 local function fill()
-  for _ = 1, BATCH do
+  for step = 1, BATCH + 1 do
+    if step > BATCH then more = true break end
     if redis.call('ZCARD', A) >= CAPACITY then break end
     local first = redis.call('ZRANGE', W, 0, 0, 'WITHSCORES')
     local head, seq = first[1], tonumber(first[2])
@@ -384,5 +391,6 @@ local function reply(snap, fields)
   if #removed == 0 then snap.removed = nil end
   snap.settings = SETTINGS
   if rebind then snap.rebind = true end
+  if more then snap.more = true end
   return cjson.encode(snap)
 end

@@ -89,7 +89,7 @@ def main() -> None:
 
             warm = spawn([issue_token(SECRET, file_id, 7200)[0] for _ in range(50)], "127.0.0.1")
             assert warm.poll(120), "warm-up clients did not connect"
-            warm.recv()
+            warm_held = warm.recv()[1]
             time.sleep(2)
             baseline = service.worker_rss_kib()
 
@@ -104,6 +104,7 @@ def main() -> None:
                 assert kind == "connected", (kind, ok, bad)
                 held, failed = held + ok, failed + bad
             connect_seconds = time.time() - began
+            held += warm_held
             time.sleep(3)
             loaded = service.worker_rss_kib()
             engine = service.engine()
@@ -146,7 +147,7 @@ def main() -> None:
             service.stop()
 
     seed = seed_peer(args.seed_waiters)
-    per_waiter = (loaded - baseline) / max(1, held)
+    per_waiter = (loaded - baseline) / max(1, held - warm_held)
     waiters_idle = max(1, held)
     ours_us = idle_usec / waiters_idle / args.idle
     old_us = old_usec / 10.0  # the replaced design renewed every waiter every 10 s (grace 30 s)

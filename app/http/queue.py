@@ -37,7 +37,7 @@ def stream_view(token: str) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     download_url = url_for("downloads.download", token=token)
     feed = open_feed(app, token, request.remote_addr or "")
-    return stream(v1_message(event, download_url) for event in feed)
+    return stream(feed, lambda event: v1_message(event, download_url))
 
 
 @bp.post("/<token>")

@@ -37,7 +37,7 @@ def seed_message(event: QueueEvent) -> Message:
 def order(token: str) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     feed = open_feed(app, token, request.remote_addr or "")
-    return stream(seed_message(event) for event in feed)
+    return stream(feed, seed_message)
 
 
 @bp.route("/download/<token>", methods=["GET", "HEAD"])

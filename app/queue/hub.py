@@ -73,7 +73,7 @@ class QueueHub:
         self.tracker = PositionTracker(history)
         self.waiters: dict[str, set[Waiter]] = {}
         self._dirty = False
-        self._deferred: set[Waiter] = set()
+        self._deferred: dict[Waiter, None] = {}  # far-back waiters with news, in the order deferred
         self._stale = threading.Event()
         self._later: deque[Callable[[], Any]] = deque()
         self._rebinds = 0
@@ -112,7 +112,10 @@ class QueueHub:
     # -- waiters ---------------------------------------------------------------------
     def attach(self, token_id: str, snap: Snapshot) -> Waiter:
         """Track a local waiter from the snapshot its (holding) join returned."""
-        waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap.epoch, snap)
+        line = self.tracker.last_snapshot
+        if line is None or line.epoch != snap.epoch or line.version < snap.version:
+            line = snap  # otherwise share the tracker's newer figures: one object, not one per waiter
+        waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap.epoch, line)
         if snap.state != WaiterState.WAITING:
             waiter.state = WaiterState.READY if snap.state in ("admitted", "downloading", "paused") \
                 else WaiterState.GONE
@@ -127,7 +130,7 @@ class QueueHub:
     def detach(self, waiter: Waiter) -> None:
         """The stream ended: its wait grace starts now (unless another stream here holds it)."""
         with self._lock:
-            self._deferred.discard(waiter)
+            self._deferred.pop(waiter, None)
             group = self.waiters.get(waiter.token_id, set())
             group.discard(waiter)
             if group:
@@ -201,43 +204,60 @@ class QueueHub:
                 log.exception("queue hub flush failed")
 
     def flush(self) -> None:
-        """Bring every local waiter up to date and wake those whose view changed."""
+        """Bring every local waiter up to date and wake those whose view changed.
+
+        A batch at a time, yielding in between, so an admission arriving meanwhile is applied
+        and woken at once rather than queued behind thousands of position updates."""
         if not (self._dirty or self._deferred or self._stale.is_set()):
             return
         everyone = self._stale.is_set()
         self._stale.clear()
         with self._lock:
+            waiters = self._all_waiters() if self._dirty or everyone else []
             self._dirty = False
-            moved, stale, cache = [], [], {}
-            for waiter in self._all_waiters():
-                change = Change.STALE if everyone else self.tracker.catch_up(waiter, cache)
-                if change == Change.MOVED:
-                    moved.append(waiter)
-                elif change == Change.STALE:
-                    stale.append(waiter)
+        moved, stale = [], []
+        cache: dict[tuple[int, int], list[int]] = {}
+        for start in range(0, len(waiters), WAKE_BATCH):
+            with self._lock:
+                for waiter in waiters[start:start + WAKE_BATCH]:
+                    change = Change.STALE if everyone else self.tracker.catch_up(waiter, cache)
+                    if change == Change.MOVED:
+                        moved.append(waiter)
+                    elif change == Change.STALE:
+                        stale.append(waiter)
+            time.sleep(0)
+        with self._lock:
             due = self._due(moved)
-        self._wake_in_batches(due)
-        if stale:
-            self._resync(stale)
-
-    def _wake_in_batches(self, due: list[Waiter]) -> None:
-        # in batches, so an admission arriving meanwhile is not queued behind thousands
         for start in range(0, len(due), WAKE_BATCH):
             _wake(due[start:start + WAKE_BATCH])
             time.sleep(0)
+        if stale:
+            self._resync(stale)
 
     def _due(self, moved: list[Waiter]) -> list[Waiter]:
         """Who hears about a move now: the front of the line, state changes, and far-back
-        waiters whose last update is ``FAR_INTERVAL`` old (the others are deferred)."""
-        now = time.monotonic()
-        self._deferred = {w for w in self._deferred if w.state == WaiterState.WAITING}
-        self._deferred.update(moved)
-        due = [w for w in self._deferred if w.state != WaiterState.WAITING or w.position <= NEAR_FRONT]
-        self._deferred.difference_update(due)
-        stale = sorted((w for w in self._deferred if now - w.woken_at >= FAR_INTERVAL),
-                       key=lambda w: w.woken_at)[:FAR_BUDGET]
-        self._deferred.difference_update(stale)
-        return due + stale
+        waiters whose last update is ``FAR_INTERVAL`` old, oldest first (the others wait).
+
+        Far-back waiters queue in the order they were deferred, so picking the due ones costs
+        the budget, not the line: a waiter deferred behind one not yet due waits for it (at
+        most ``FAR_INTERVAL`` more)."""
+        due = []
+        for waiter in moved:
+            if waiter.state != WaiterState.WAITING or waiter.position <= NEAR_FRONT:
+                self._deferred.pop(waiter, None)
+                due.append(waiter)
+            else:
+                self._deferred.setdefault(waiter, None)
+        now, taken = time.monotonic(), 0
+        while self._deferred and taken < FAR_BUDGET:
+            waiter = next(iter(self._deferred))
+            if waiter.state == WaiterState.WAITING and now - waiter.woken_at < FAR_INTERVAL:
+                break
+            del self._deferred[waiter]
+            if waiter.state == WaiterState.WAITING:
+                due.append(waiter)
+                taken += 1
+        return due
 
     def _resync(self, waiters: list[Waiter]) -> None:
         """Ask Redis for the truth about waiters, a chunk at a time (this process's streams hold

@@ -112,8 +112,9 @@ class PositionTracker:
         waiter.version = max(waiter.version, snap.version)
         return True
 
-    def catch_up(self, waiter: Waiter, cache: dict[int, list[int]] | None = None) -> Change:
-        """Move a waiting waiter by the removals it has not seen yet."""
+    def catch_up(self, waiter: Waiter, cache: dict[tuple[int, int], list[int]] | None = None) -> Change:
+        """Move a waiting waiter by the removals it has not seen yet (``cache``: the sorted
+        removals since a version, shared by the waiters of one flush)."""
         if waiter.state != WaiterState.WAITING:
             return Change.SAME
         if waiter.epoch != self.epoch or waiter.version < self.known_from:
@@ -121,10 +122,11 @@ class PositionTracker:
         if waiter.version >= self.version:
             return Change.SAME
         cache = {} if cache is None else cache
-        seqs = cache.get(waiter.version)
+        key = (waiter.version, self.version)
+        seqs = cache.get(key)
         if seqs is None:
             seqs = sorted(s for e in self.recent if e.version > waiter.version for s in e.removed)
-            cache[waiter.version] = seqs
+            cache[key] = seqs
         ahead = bisect.bisect_left(seqs, waiter.seq)
         change = Change.SAME
         if ahead < len(seqs) and seqs[ahead] == waiter.seq:

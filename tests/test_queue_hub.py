@@ -11,9 +11,9 @@ from app.queue.engine import QueueEngine, QueueSettings
 from app.queue.hub import QueueHub
 from app.queue.tracker import WaiterState
 
-READY, WAITING, GONE = WaiterState.READY, WaiterState.WAITING, WaiterState.GONE
-
 from .support import RedisProcess, wait_until
+
+READY, WAITING, GONE = WaiterState.READY, WaiterState.WAITING, WaiterState.GONE
 
 
 @pytest.fixture

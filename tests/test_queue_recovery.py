@@ -15,12 +15,12 @@ from app.queue.engine import QueueEngine, QueueSettings
 from app.queue.hub import QueueHub
 from app.queue.tracker import WaiterState
 
-READY = WaiterState.READY
-
 from .conftest import REDIS_URL
 from .queue_clients import hold_slots
 from .queue_helpers import drop, journal, replay_max_active
 from .support import RedisProcess, wait_until
+
+READY = WaiterState.READY
 
 
 def test_killed_process_slots_come_back_within_the_lease(tmp_path):

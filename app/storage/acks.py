@@ -7,6 +7,7 @@ bytes the peer acknowledged (``tcpi_bytes_acked``, Linux 4.1+); unlike the send 
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import socket
 import struct
@@ -50,10 +51,8 @@ class AckCounter:
 
     def acked(self) -> int:
         """Body bytes the client acknowledged; the last known count once the socket is gone."""
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self.last = max(self.last, self._bytes_acked() - self.base)
-        except (OSError, ValueError):
-            pass
         return self.last
 
     def open(self) -> bool:

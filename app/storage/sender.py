@@ -14,6 +14,7 @@ server calls.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -107,10 +108,8 @@ class Transfer:
 
     def _abort(self) -> None:
         """End the connection: the client must not wait for bytes that will not come."""
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _chunk_size(self) -> int:
         if self.share is None:

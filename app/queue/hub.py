@@ -35,7 +35,7 @@ from .tracker import Change, Observed, PositionTracker, Waiter, WaiterState
 
 log = logging.getLogger(__name__)
 
-WAKE_BATCH = 256
+WAKE_BATCH = 32
 # waiters this near the front hear every move (coalesced); those further back hear at most
 # every FAR_INTERVAL seconds, and no more than FAR_BUDGET of them per flush, oldest news first,
 # so a busy line never turns into one burst of thousands of writes

@@ -197,8 +197,7 @@ def main() -> None:
         faults = {"worker": began + 8, "redis": began + 16}
         from multiprocessing.connection import wait
 
-        done = 0
-        while done < len(readers) and time.time() - began < 1200:
+        while readers and time.time() - began < 1200:
             now = time.time()
             if "worker" in faults and now >= faults["worker"]:
                 victims = hosts[0].serving()
@@ -218,7 +217,7 @@ def main() -> None:
                     completed.append(value)
                 else:
                     results.update(value)
-                    done += 1
+                    readers.remove(reader)
         elapsed = time.time() - began
         client = redis.Redis.from_url(server.url)
         from app.queue.engine import QueueEngine, QueueSettings

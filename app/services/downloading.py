@@ -98,7 +98,7 @@ def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -
     first, range_end = download.selection.start, download.selection.end
     reported = 0
 
-    def on_progress(acked: int, closing: bool) -> bool:
+    def on_progress(acked: int, closing: bool, handed: bool) -> bool:
         nonlocal reported
         if opened.tail:
             return True
@@ -106,7 +106,7 @@ def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -
         reported = acked
 
         def report() -> Snapshot:
-            return engine.progress(token_id, conn_id, first, first + acked, delta, closing, range_end)
+            return engine.progress(token_id, conn_id, first, first + acked, delta, closing, range_end, handed)
 
         if closing:
             rt.hub.call_or_retry(report)

@@ -37,7 +37,7 @@ SHARE_INTERVAL = 0.25  # how often a rate-limited transfer re-reads its share of
 # above a watermark), so the end of a transfer polls, backing off from 2 ms to 50 ms
 ACK_POLL_FIRST, ACK_POLL_MAX = 0.002, 0.05
 
-ProgressFn = Callable[[int, bool], bool]
+ProgressFn = Callable[[int, bool, bool], bool]
 
 
 class SlotLost(Exception):
@@ -47,8 +47,8 @@ class SlotLost(Exception):
 class Transfer:
     """A WSGI iterable sending ``[start, end)`` of ``fh``.
 
-    ``on_progress(acked, closing)`` hears the bytes the client acknowledged so far and returns
-    False when the slot is gone."""
+    ``on_progress(acked, closing, handed)`` hears the bytes the client acknowledged so far (and
+    once, ``handed``, that the kernel has every byte) and returns False when the slot is gone."""
 
     def __init__(
         self,
@@ -98,6 +98,7 @@ class Transfer:
         self.acks = AckCounter.of(self.sock)
         try:
             self._sendfile()
+            self._report(closing=False, handed=True)
             self._await_acks()
         except SlotLost:
             log.info("download slot reclaimed while sending; connection ended")
@@ -138,12 +139,12 @@ class Transfer:
             self._next_report = now + self.report_interval
             self._report(closing=False)
 
-    def _report(self, closing: bool) -> None:
+    def _report(self, closing: bool, handed: bool = False) -> None:
         acked = self.acked()
-        if acked == self._reported and not closing:
+        if acked == self._reported and not (closing or handed):
             return
         self._reported = acked
-        if not self.on_progress(acked, closing) and not closing:
+        if not self.on_progress(acked, closing, handed) and not closing:
             raise SlotLost()
 
     def _sendfile(self) -> None:

@@ -221,6 +221,10 @@ local function unbind_member(member, owner, last)
     put_info(id, info)
   elseif kind == 'd' and info.c and info.c[conn] == owner then
     info.c[conn] = nil
+    if info.k and info.k[conn] then
+      info.k[conn] = nil
+      info.t = 1  -- it had handed everything to its kernel, which delivers it after the process
+    end
     settle(id, info)
   end
 end

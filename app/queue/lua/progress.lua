@@ -6,6 +6,9 @@
 --          acknowledged so far   ARGV[15] bytes acknowledged since the last report
 -- ARGV[16] end (exclusive) of the range the request asked for
 -- ARGV[17] 1 when the connection is closing, else 0
+-- ARGV[18] 1 when the connection has handed every byte of a range that runs to the file's end to
+--          its kernel: if its process dies now, the kernel still delivers them, so the
+--          connection then counts as finished (a client that lacks them resumes from the tail)
 -- A token completes when the client acknowledged every byte of the file under it, or when a
 -- closing connection whose range ran to the file's end had every byte acknowledged, no other
 -- connection of the token is open, and no byte another connection of it closed without is
@@ -21,6 +24,7 @@ local last = arg_int(14, first, MAX_INT, 'last')
 local delta = arg_int(15, 0, MAX_INT, 'delta')
 local range_end = arg_int(16, first, MAX_INT, 'range end')
 local closing = ARGV[17] == '1'
+local handed = ARGV[18] == '1'
 begin()
 local info = get_info(id)
 local state
@@ -34,7 +38,12 @@ else
     info.r = merge_ranges(ranges)
   end
   info.c = info.c or {}
+  if handed and not closing and range_end >= (info.z or 0) then
+    info.k = info.k or {}
+    info.k[conn] = 1
+  end
   if closing then
+    if info.k then info.k[conn] = nil end
     if info.c[conn] ~= nil and info.c[conn] ~= '' then
       redis.call('ZREM', H, info.c[conn] .. '|d|' .. id .. '|' .. conn)
     end

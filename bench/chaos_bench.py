@@ -228,6 +228,9 @@ def main() -> None:
         while engine.reap().active and time.time() < deadline:
             time.sleep(0.5)
         leaked = engine.summary().active
+        for token_id, lease in client.zrange(engine.keys.key("active"), 0, -1, withscores=True):
+            info = client.hget(engine.keys.key("info"), token_id)
+            print("still held:", token_id.decode(), f"lease in {lease / 1000 - time.time():.0f} s", info)
         ids = {verify_token(SECRET, t).token_id for t in completed}
         engine_db = sa.create_engine(database)
         deadline = time.time() + 30

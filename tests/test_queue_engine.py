@@ -308,6 +308,16 @@ def test_a_superseded_connection_noticed_late_does_not_hold_back_completion(make
     assert engine.progress("a", "old", 0, 700, 400, closing=True, range_end=1000).state == "complete"
 
 
+def test_a_resume_inside_an_owed_stretch_is_believed(make_engine):
+    engine = make_engine(capacity=1)
+    join(engine, "a", size=1000)
+    engine.start("a", "c1", 1000)
+    # the client read 420 bytes, the server saw 400 acknowledged when the connection reset
+    assert engine.progress("a", "c1", 0, 400, 400, closing=True, range_end=1000).state == "paused"
+    engine.start("a", "c2", 580, 420)
+    assert engine.progress("a", "c2", 420, 1000, 580, closing=True, range_end=1000).state == "complete"
+
+
 def test_a_completed_token_keeps_a_bounded_tail_for_the_resume_grace(make_engine):
     engine = make_engine(capacity=1, resume_grace=30, resume_tail=300)
     join(engine, "a", size=1000)

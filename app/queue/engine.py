@@ -293,11 +293,11 @@ class QueueEngine:
         """Reclaim what ran out and fill free slots; also this process's sign of life."""
         return self._run("reap")
 
-    def start(self, token_id: str, conn_id: str, length: int = 0) -> Snapshot:
-        """Register a download connection asking for ``length`` bytes; ``ok`` means the slot is
-        held, ``tail`` that a completed token may fetch them without one."""
+    def start(self, token_id: str, conn_id: str, length: int = 0, first: int = 0) -> Snapshot:
+        """Register a download connection asking for ``length`` bytes from ``first``; ``ok``
+        means the slot is held, ``tail`` that a completed token may fetch them without one."""
         return self._run("start", _check_id(token_id, "token id"), _check_id(conn_id, "connection id"),
-                         _check_count(length, "length"))
+                         _check_count(length, "length"), _check_count(first, "first"))
 
     def progress(
         self, token_id: str, conn_id: str, first: int, end: int, delta: int,

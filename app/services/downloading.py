@@ -81,7 +81,8 @@ class Opened:
 def begin(app: Flask, download: Download) -> Opened:
     """Open a connection on the token's slot (or its resumable tail)."""
     conn_id = f"c{uuid.uuid4().hex}"
-    snap = runtime(app).engine.start(download.claims.token_id, conn_id, download.selection.length)
+    sel = download.selection
+    snap = runtime(app).engine.start(download.claims.token_id, conn_id, sel.length, sel.start)
     if snap.state not in (Reply.OK, Reply.TAIL):
         _refuse(snap.state, snap.position)
     return Opened(conn_id, snap.state == Reply.TAIL)

@@ -2,6 +2,9 @@
 -- KEYS and ARGV[1..10]: see lib.lua. The connection belongs to the calling process: it counts
 -- as open until that process closes it or stops showing signs of life.
 -- ARGV[11] token id   ARGV[12] connection id   ARGV[13] bytes the request asks for
+-- ARGV[14] the first byte it asks for: a client resuming inside a stretch an interrupted
+--          connection still owes says it has the bytes before it (it may have read a little
+--          more than the server saw acknowledged: an ACK lags the data it acknowledges)
 -- Returns JSON: the snapshot plus state =
 --   ok (slot held, lease renewed) | waiting (with position) | too_many | none
 --   | tail (a completed token within its resume grace, asking for no more than its tail
@@ -10,6 +13,7 @@
 local id = arg_id(11, 'token id')
 local conn = arg_id(12, 'connection id')
 local length = arg_int(13, 0, MAX_INT, 'length')
+local first = arg_int(14, 0, MAX_INT, 'first')
 begin()
 fill()
 local info = get_info(id)
@@ -31,6 +35,9 @@ elseif info.s == 'waiting' then
 elseif count(info.c) >= MAX_CONNS then
   state = 'too_many'
 else
+  for _, hole in ipairs(info.w or {}) do
+    if hole[1] < first and first < hole[2] then hole[1] = first end
+  end
   info.c = info.c or {}
   info.c[conn] = OWNER
   if OWNER ~= '' then redis.call('ZADD', H, 0, OWNER .. '|d|' .. id .. '|' .. conn) end

@@ -32,6 +32,7 @@ def post_fork(server, worker):
     patch_psycopg()
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
                         datefmt="%Y-%m-%d %H:%M:%S %z")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter at import
 
 
 def post_worker_init(worker):

@@ -93,7 +93,7 @@ end
 local function journal(id, event, info, extra)
   local fields = {'t', id, 'event', event, 'ts', NOW, 'file', info.f or 0}
   for _, v in ipairs(extra or {}) do fields[#fields + 1] = v end
-  redis.call('XADD', J, 'MAXLEN', '~', 1000000, '*', unpack(fields))
+  redis.call('XADD', J, 'MAXLEN', '~', 1000000, '*', unpack(fields))  -- at most 16 values
 end
 
 local function count(tbl)

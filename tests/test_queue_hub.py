@@ -11,16 +11,14 @@ from app.queue.engine import QueueEngine, QueueSettings
 from app.queue.hub import QueueHub
 from app.queue.tracker import WaiterState
 
-from .support import RedisProcess, wait_until
+from .support import wait_until
 
 READY, WAITING, GONE = WaiterState.READY, WaiterState.WAITING, WaiterState.GONE
 
 
 @pytest.fixture
-def private_redis(tmp_path):
-    server = RedisProcess(tmp_path / "redis").start()
-    yield redis.Redis(port=server.port)
-    server.stop()
+def private_redis(redis_server):
+    return redis.Redis(port=redis_server().port)
 
 
 @pytest.fixture

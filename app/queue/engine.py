@@ -20,6 +20,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
     MasterDownError,
+    NoScriptError,
     ReadOnlyError,
     RedisError,
     ResponseError,
@@ -223,8 +224,14 @@ class QueueEngine:
     def _run(self, name: str, *args: Any, hold: bool = True) -> Snapshot:
         """Run a script as this process (``hold``: what it binds, this process holds) or as nobody."""
         common = self._common if hold else [self._common[0], "", *self._common[2:]]
+        script = getattr(self.scripts, name)
+        keys, argv = self.keys.script_keys, [*common, *args]
         try:
-            raw = getattr(self.scripts, name)(keys=self.keys.script_keys, args=[*common, *args])
+            try:
+                raw = script(keys=keys, args=argv)
+            except NoScriptError:
+                # flushed again between redis-py's reload and its retry: send the source itself
+                raw = self.client.eval(script.script, len(keys), *keys, *argv)
         except RedisError as exc:
             if _is_outage(exc):
                 raise Unavailable("The queue store is unavailable.") from exc

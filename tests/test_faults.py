@@ -216,3 +216,24 @@ def test_redis_restarted_empty_mid_queue_every_waiter_is_told_the_truth(gunicorn
                timeout=15, message="every waiter told its new place")
     assert time.monotonic() - restarted < 10
     assert not [e for s in streams.values() for e in s if e.event == "error"]
+
+
+def test_a_resume_with_a_new_token_completes_it(app, gunicorn, make_file):
+    file_id, path = make_file("mid.bin", size=8 * 1024 * 1024)
+    data = path.read_bytes()
+    server = gunicorn(**FAULTS)
+    first = new_token(server.url, file_id)
+    assert wait_turn(server.url, first)[1].event == "ready"
+    raw = RawDownload(server.port, f"/api/v1/downloads/{first}")
+    have = raw.read(3_000_000)
+    raw.close()
+    requests.delete(f"{server.url}/api/v1/queue/{first}", timeout=5)  # its slot lapses (here: given back)
+    second = new_token(server.url, file_id)
+    assert wait_turn(server.url, second)[1].event == "ready"
+    poller = StatusPoller(server.url, new_token(server.url, file_id))
+    rest = requests.get(f"{server.url}/api/v1/downloads/{second}", headers={"Range": f"bytes={len(have)}-"},
+                        timeout=30)
+    assert rest.status_code == 206 and have + rest.content == data
+    wait_until(lambda: poller.ready_at, timeout=10, message="the slot freed at once")
+    poller.stop()
+    assert outcome_of(app, token_id(second)) == "completed"

@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from ..errors import AppError, Unavailable
 from .engine import STATUS_CHUNK, QueueEngine, Snapshot
+from .states import HELD
 from .tracker import Change, Observed, PositionTracker, Waiter, WaiterState
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,7 @@ class QueueHub:
             line = snap  # otherwise share the tracker's newer figures: one object, not one per waiter
         waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap.epoch, line)
         if snap.state != WaiterState.WAITING:
-            waiter.state = WaiterState.READY if snap.state in ("admitted", "downloading", "paused") \
-                else WaiterState.GONE
+            waiter.state = WaiterState.READY if snap.state in HELD else WaiterState.GONE
         if self.closed:
             waiter.state = WaiterState.CLOSED
         with self._lock:

@@ -1,38 +1,56 @@
 """gunicorn settings: gevent workers sized for thousands of idle SSE waiters.
 
-Every setting can be overridden from the environment (PORT, WEB_CONCURRENCY,
-WORKER_CONNECTIONS, GRACEFUL_TIMEOUT). No preload_app: the gevent worker patches after fork,
-and Redis/database connections must be created inside each worker.
+Every value comes from the app's own validated configuration (``app/config.py``: HOST, PORT,
+WEB_CONCURRENCY, WORKER_CONNECTIONS, GRACEFUL_TIMEOUT, LOG_LEVEL, LOG_FORMAT), so a bad
+setting stops the master with one line instead of a traceback in every worker. No
+preload_app: the gevent worker patches after fork, and Redis/database connections must be
+created inside each worker.
 """
 import gc
-import os
 import signal
+import sys
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+from app.config import ConfigError, load_config
+from app.logs import logging_config
+from app.metrics import prepare_multiprocess, process_exited, remove_multiprocess_dir
+
+try:
+    app_config = load_config()
+except ConfigError as exc:
+    sys.exit(f"download-queue: configuration error: {exc}")
+
+bind = f"{app_config.HOST}:{app_config.PORT}"
+workers = app_config.WEB_CONCURRENCY
 worker_class = "gevent"
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
+worker_connections = app_config.WORKER_CONNECTIONS
 timeout = 60
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = app_config.GRACEFUL_TIMEOUT
 keepalive = 5
 preload_app = False
 control_socket_disable = True
-accesslog = os.environ.get("ACCESS_LOG") or None
-errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info")
+accesslog = None  # gunicorn's access log prints URLs, which carry tokens: the app logs requests
+loglevel = app_config.LOG_LEVEL
+logconfig_dict = logging_config(app_config.LOG_LEVEL, app_config.LOG_FORMAT)
+
+
+def on_starting(server):
+    """Metrics of every worker of this host are summed at scrape time (prometheus multiprocess)."""
+    prepare_multiprocess(app_config.INSTANCE_DIR)
+
+
+def child_exit(server, worker):
+    process_exited(worker.pid)
+
+
+def on_exit(server):
+    remove_multiprocess_dir()
 
 
 def post_fork(server, worker):
-    """Make psycopg2 cooperative (without it one slow query blocks every client of the worker)
-    and let the app's own loggers speak at the configured level, in gunicorn's format."""
-    import logging
-
+    """Make psycopg2 cooperative (without it one slow query blocks every client of the worker)."""
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
-    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S %z")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter at import
 
 
 def post_worker_init(worker):

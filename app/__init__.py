@@ -19,10 +19,6 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     config = config or load_config(**overrides)
     app.config.from_object(config)
 
-    if app.config["TRUSTED_PROXY_COUNT"]:
-        count = app.config["TRUSTED_PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
-
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
 
@@ -30,9 +26,14 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from .catalog import models  # noqa: F401
     from .catalog.cli import files_cli
     from .http import register_http
-    from .services.runtime import QueueRuntime
+    from .queue_cli import queue_cli
+    from .runtime import QueueRuntime
 
     app.cli.add_command(files_cli)
+    app.cli.add_command(queue_cli)
     app.extensions["download_queue"] = QueueRuntime(app)
     register_http(app)
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        count = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
     return app

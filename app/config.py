@@ -10,8 +10,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from limits import parse_many
+
 LOCAL_ENVS = frozenset({"local", "development", "test"})
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class ConfigError(RuntimeError):
@@ -29,6 +34,22 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in TRUE_WORDS | FALSE_WORDS:
+        return raw in TRUE_WORDS
+    raise ConfigError(f"{name} must be one of {', '.join(sorted(TRUE_WORDS | FALSE_WORDS))}, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def normalize_database_url(url: str) -> str:
@@ -61,8 +82,18 @@ class Config:
         self.TOKEN_TTL = _int(env, "TOKEN_TTL", 3600, minimum=1)
         self.TOKEN_RATE_LIMIT = env.get("TOKEN_RATE_LIMIT", "60/minute")
         self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
+        self.HOST = env.get("HOST", "0.0.0.0")
         self.PORT = _int(env, "PORT", 8000, minimum=1)
         self.WEB_CONCURRENCY = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
+        self.WORKER_CONNECTIONS = _int(env, "WORKER_CONNECTIONS", 20_000, minimum=1)
+        self.GRACEFUL_TIMEOUT = _int(env, "GRACEFUL_TIMEOUT", 30, minimum=1)
+        self.LOG_LEVEL = _choice(env, "LOG_LEVEL", "info", LOG_LEVELS)
+        self.LOG_FORMAT = _choice(
+            env, "LOG_FORMAT", "text" if self.APP_ENV in LOCAL_ENVS else "json", ("json", "text")
+        )
+        self.ACCESS_LOG = _bool(env, "ACCESS_LOG", True)
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
+        self.ADMIN_API_KEY = env.get("ADMIN_API_KEY") or None
         self.QUEUE_NAME = env.get("QUEUE_NAME", "default")
         self.QUEUE_CAPACITY = _int(env, "QUEUE_CAPACITY", 4, minimum=1)
         self.ADMIT_TIMEOUT = _int(env, "ADMIT_TIMEOUT", 60, minimum=1)
@@ -89,6 +120,14 @@ class Config:
             )
         if self.APP_ENV not in LOCAL_ENVS and self.SECRET_KEY == DEV_SECRET:
             raise ConfigError("SECRET_KEY is the development placeholder; set a real one.")
+        if self.PORT > 65535:
+            raise ConfigError(f"PORT must be a TCP port (1-65535), got {self.PORT}")
+        try:
+            parse_many(self.TOKEN_RATE_LIMIT)
+        except ValueError as exc:
+            raise ConfigError(
+                f"TOKEN_RATE_LIMIT must be a rate limit such as '60/minute', got {self.TOKEN_RATE_LIMIT!r}"
+            ) from exc
         for name in ("ADMIT_TIMEOUT", "STALL_TIMEOUT", "RESUME_GRACE", "WAIT_GRACE"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1 second")

@@ -32,6 +32,8 @@ NotYourTurn = _error("NotYourTurn", "not_your_turn", 409, "Wait for your turn in
 NotInQueue = _error("NotInQueue", "not_in_queue", 409, "Join the queue before downloading.")
 TokenExpired = _error("TokenExpired", "token_expired", 410, "The token has expired.")
 TokenSpent = _error("TokenSpent", "token_spent", 410, "The token has already been used.")
+TokenRemoved = _error("TokenRemoved", "token_removed", 410, "An operator removed this token from the queue.")
+InvalidRequest = _error("InvalidRequest", "invalid_request", 400, "The request body is not valid.")
 RangeNotSatisfiable = _error(
     "RangeNotSatisfiable", "range_not_satisfiable", 416, "The requested range is not satisfiable."
 )
@@ -39,4 +41,7 @@ TooManyConnections = _error(
     "TooManyConnections", "too_many_connections", 429, "Too many connections for this token."
 )
 QueueFull = _error("QueueFull", "queue_full", 503, "The queue is full; try again later.")
+QueueDraining = _error(
+    "QueueDraining", "queue_draining", 503, "The queue is closing: it takes no new places. Try again later."
+)
 Unavailable = _error("Unavailable", "unavailable", 503, "A backing service is unavailable.")

@@ -12,7 +12,7 @@ from app import create_app
 from app.catalog.service import add_file
 from app.config import load_config, normalize_database_url
 from app.extensions import db
-from app.services.runtime import runtime
+from app.runtime import runtime
 
 from .support import Gunicorn, RedisProcess
 
@@ -58,7 +58,7 @@ def settings(tmp_path: Path, database_url: str) -> dict[str, object]:
 
 
 def _clean_tables() -> None:
-    db.session.execute(sa.text("TRUNCATE files, downloads RESTART IDENTITY CASCADE"))
+    db.session.execute(sa.text("TRUNCATE files, downloads, audit_log RESTART IDENTITY CASCADE"))
     db.session.commit()
 
 

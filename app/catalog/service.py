@@ -57,8 +57,11 @@ def add_file(root: str, path: str, name: str | None = None, public: bool = False
     return record
 
 
+MAX_FILE_ID = 2**31 - 1  # the column is a PostgreSQL integer
+
+
 def get_file(file_id: int) -> File:
-    record = db.session.get(File, file_id)
+    record = db.session.get(File, file_id) if 0 < file_id <= MAX_FILE_ID else None
     if record is None:
         raise UnknownFile(f"No file with id {file_id}.")
     return record

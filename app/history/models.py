@@ -18,3 +18,16 @@ class Download(db.Model):
     bytes_sent = db.Column(db.BigInteger, nullable=False, default=0)
     # completed | left | no_show | stalled | abandoned
     outcome = db.Column(db.String(16), nullable=True)
+
+
+class AuditEntry(db.Model):
+    """One change an operator made to the queue: who, when, what."""
+
+    __tablename__ = "audit_log"
+
+    id = db.Column(db.Integer, primary_key=True)
+    at = db.Column(db.DateTime(timezone=True), nullable=False, index=True)
+    actor = db.Column(db.String(128), nullable=False)
+    # settings | pause | resume | drain | remove
+    action = db.Column(db.String(32), nullable=False)
+    details = db.Column(db.JSON, nullable=False, default=dict)

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..extensions import db
+from ..logs import token_ref
 from .models import Download
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,18 @@ def _columns(event: dict[str, str]) -> dict[str, Any]:
         columns.update(finished_at=_when(ts), outcome=event.get("outcome"),
                        bytes_sent=int(event.get("bytes") or 0))
     return columns
+
+
+def log_event(event: dict[str, str]) -> None:
+    """The queue event's log line (each journal entry is recorded once, by one process)."""
+    kind = event.get("event", "")
+    extra: dict[str, Any] = {"event": kind, "token": token_ref(event.get("t", "")),
+                             "file_id": int(event.get("file") or 0)}
+    if kind == "admitted":
+        extra["waited_seconds"] = (int(event.get("ts", 0)) - int(event.get("joined", event.get("ts", 0)))) / 1000
+    elif kind == "finished":
+        extra.update(outcome=event.get("outcome"), bytes=int(event.get("bytes") or 0))
+    log.info(kind, extra=extra)
 
 
 def record(event: dict[str, str]) -> None:
@@ -130,7 +143,9 @@ class HistoryRecorder:
         with self.app_context():
             for _, entry in entries:
                 if entry:
-                    record(_fields(entry))
+                    fields = _fields(entry)
+                    record(fields)
+                    log_event(fields)
         ids = [entry_id for entry_id, _ in entries]
         pipe = self.client.pipeline()
         pipe.xack(self.stream, GROUP, *ids)

@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from ..services import downloading
 from ..services.downloading import Download
+from .access import SENT_KEY
 
 bp = Blueprint("downloads", __name__)
 
@@ -54,6 +55,7 @@ def serve(app: Flask, token: str) -> Response:
         headers["X-Accel-Redirect"] = downloading.hand_off(app, download, opened)
         return Response(status=200, headers=headers)
     body = downloading.transfer(app, download, opened, request.environ.get("gunicorn.socket"))
+    request.environ[SENT_KEY] = body.acked  # the request's log line counts what the client got
     return Response(body, status=status, headers=headers, direct_passthrough=True)
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from flask_limiter.errors import RateLimitExceeded
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import AppError, Unavailable
+from ..runtime import runtime
+from .auth import REALM, Challenge
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ def error_response(error: AppError) -> Response:
         response.headers["Retry-After"] = str(int(retry_after))
     if error.status == 416 and "size" in error.extra:
         response.headers["Content-Range"] = f"bytes */{error.extra['size']}"
+    if isinstance(error, Challenge):
+        response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", Bearer realm="{REALM}"'
+    if error.status < 500 or error.status == 503:
+        runtime(current_app).metrics.refusals.labels(error.code).inc()
     return response
 
 

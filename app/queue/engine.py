@@ -13,6 +13,8 @@ import math
 import os
 import secrets
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,10 +32,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import AppError, Unavailable
 from .keys import QueueKeys
 from .scripts import QueueScripts
-from .states import TokenState
+from .states import QueueMode, TokenState
 
 log = logging.getLogger(__name__)
 
+MAX_INSPECT = 500  # running downloads one inspection describes
 STATUS_CHUNK = 50  # token ids per status call: keeps each script call near a millisecond
 MAX_STATUS_IDS = 1000  # status.lua refuses more
 MAX_EXPIRY = 10**10  # seconds since the epoch (year 2286): any later expiry is a bad argument
@@ -59,6 +62,7 @@ class QueueSettings:
     wait_grace: float = 30.0
     max_connections_per_token: int = 4
     resume_tail: int = 32 << 20
+    mode: QueueMode = QueueMode.OPEN  # set by operators, never seeded
 
     @classmethod
     def from_config(cls, config: Any) -> QueueSettings:
@@ -85,7 +89,18 @@ class QueueSettings:
             wait_grace=stored["wait_ms"] / 1000,
             max_connections_per_token=int(stored["max_connections"]),
             resume_tail=int(stored["resume_tail"]),
+            mode=QueueMode(stored.get("mode") or QueueMode.OPEN),
         )
+
+    def stored_changes(self, **changes: Any) -> list[Any]:
+        """``configure.lua``'s field/value pairs for changed settings (durations in seconds)."""
+        pairs: list[Any] = []
+        for name, value in changes.items():
+            if name not in STORED_FIELDS:
+                raise ValueError(f"unknown queue setting: {name}")
+            stored, to_stored = STORED_FIELDS[name]
+            pairs += [stored, to_stored(value)]
+        return pairs
 
     def seed_args(self) -> list[int]:
         """ARGV[3..10] of every script, in lib.lua's order."""
@@ -120,6 +135,7 @@ class Snapshot:
     rate: float
     version: int
     epoch: int = 0
+    mode: QueueMode = QueueMode.OPEN
     drain: float = -1.0
     state: str | None = None
     position: int | None = None
@@ -130,10 +146,7 @@ class Snapshot:
     settings: QueueSettings | None = None
     rebind: bool = False
     more: bool = False  # reclaiming stopped at its per-call budget: call again
-
-    @classmethod
-    def parse(cls, raw: bytes | str) -> Snapshot:
-        return cls.from_dict(json.loads(raw))
+    joined: bool = False  # this join made a new place in line
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Snapshot:
@@ -147,6 +160,7 @@ class Snapshot:
             rate=float(data["rate"]),
             version=int(data["version"]),
             epoch=int(data.get("epoch") or 0),
+            mode=QueueMode(data.get("mode") or QueueMode.OPEN),
             drain=float(data.get("drain", -1)),
             state=data.get("state"),
             position=data.get("position"),
@@ -157,6 +171,7 @@ class Snapshot:
             settings=QueueSettings.from_stored(stored) if stored else None,
             rebind=bool(data.get("rebind")),
             more=bool(data.get("more")),
+            joined=bool(data.get("joined")),
         )
 
     def eta_seconds(self, position: int | None = None) -> int | None:
@@ -174,8 +189,48 @@ class Snapshot:
         return None
 
 
+@dataclass(frozen=True)
+class RunningDownload:
+    """An admitted token as ``inspect`` describes it (times in ms, Redis time; 0: not yet)."""
+
+    id: str
+    state: str
+    file: int
+    client: str
+    bytes: int
+    size: int
+    joined: int
+    admitted: int
+    started: int
+    lease: int
+    connections: int
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What an operator sees: the line, the queue's running totals, its running downloads."""
+
+    snap: Snapshot
+    stats: dict[str, int]
+    downloads: list[RunningDownload]
+
+
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
+
+
+# attribute -> (field in the settings hash, conversion)
+STORED_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "capacity": ("capacity", int),
+    "max_queue_length": ("max_queue_length", int),
+    "admit_timeout": ("admit_ms", _ms),
+    "stall_timeout": ("stall_ms", _ms),
+    "resume_grace": ("resume_ms", _ms),
+    "wait_grace": ("wait_ms", _ms),
+    "max_connections_per_token": ("max_connections", int),
+    "resume_tail": ("resume_tail", int),
+    "mode": ("mode", lambda value: QueueMode(value).value),
+}
 
 
 def new_owner() -> str:
@@ -186,7 +241,7 @@ def new_owner() -> str:
 
 def _check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= 128 or "|" in value:
-        raise ValueError(f"bad {what}: {value!r}")
+        raise ValueError(f"bad {what}")  # never the value: it may be a token's id
     return value
 
 
@@ -220,12 +275,19 @@ class QueueEngine:
         self._common = [self.keys.channel, self.owner, *settings.seed_args()]
         self._told = False
         self._known = False  # the queue has heard of this process
+        self.on_call: Callable[[str, float], None] | None = None  # (script, seconds): metrics
 
     def _run(self, name: str, *args: Any, hold: bool = True) -> Snapshot:
         """Run a script as this process (``hold``: what it binds, this process holds) or as nobody."""
+        snap, _ = self._call(name, *args, hold=hold)
+        return snap
+
+    def _call(self, name: str, *args: Any, hold: bool = True) -> tuple[Snapshot, dict[str, Any]]:
+        """The script's reply as a snapshot and as the JSON it was parsed from."""
         common = self._common if hold else [self._common[0], "", *self._common[2:]]
         script = getattr(self.scripts, name)
         keys, argv = self.keys.script_keys, [*common, *args]
+        started = time.perf_counter()
         try:
             try:
                 raw = script(keys=keys, args=argv)
@@ -237,9 +299,13 @@ class QueueEngine:
                 raise Unavailable("The queue store is unavailable.") from exc
             log.error("queue script %s failed: %s", name, exc)
             raise QueueScriptError() from exc
-        snap = Snapshot.parse(raw)
+        finally:
+            if self.on_call is not None:
+                self.on_call(name, time.perf_counter() - started)
+        data = json.loads(raw)
+        snap = Snapshot.from_dict(data)
         self._observe(snap, hold)
-        return snap
+        return snap, data
 
     def _observe(self, snap: Snapshot, held: bool) -> None:
         if held:
@@ -325,3 +391,23 @@ class QueueEngine:
 
     def summary(self) -> Snapshot:
         return self._run("summary", hold=False)
+
+    def configure(self, **changes: Any) -> Snapshot:
+        """Change the queue's rules for every process (``QueueSettings`` names, seconds)."""
+        if not changes:
+            raise ValueError("no queue setting to change")
+        return self._run("configure", *self.settings.stored_changes(**changes), hold=False)
+
+    def remove(self, token_id: str) -> Snapshot:
+        """Take a token out (waiting or downloading) for good; its slot goes to the next waiter."""
+        return self._run("remove", _check_id(token_id, "token id"), hold=False)
+
+    def inspect(self, limit: int = 0) -> Inspection:
+        """The line, the running totals and up to ``limit`` (<= 500) running downloads."""
+        if not (isinstance(limit, int) and 0 <= limit <= MAX_INSPECT):
+            raise ValueError(f"at most {MAX_INSPECT} downloads per inspection")
+        snap, data = self._call("inspect", limit, hold=False)
+        downloads = [RunningDownload(**d) for d in data.get("downloads") or []]  # {} when none
+        flat = data.get("stats") or []
+        stats = {flat[n]: int(flat[n + 1]) for n in range(0, len(flat), 2)}
+        return Inspection(snap, stats, downloads)

@@ -66,8 +66,10 @@ class QueueHub:
         reap_interval: float = 1.0,
         history: int = 4096,
         resync_jitter: float = RESYNC_JITTER,
+        on_event: Callable[[Snapshot], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.on_event = on_event  # hears every published event as it arrives (metrics)
         self.coalesce = coalesce
         self.reap_interval = reap_interval
         self.resync_jitter = resync_jitter
@@ -184,6 +186,8 @@ class QueueHub:
 
     def apply(self, event: Snapshot) -> None:
         """Apply one published event: admissions wake now, moves at the next flush."""
+        if self.on_event is not None:
+            self.on_event(event)
         with self._lock:
             seen = self.tracker.observe(event)
             if seen == Observed.OLD:

@@ -14,11 +14,12 @@ key                     type    contents
 ``{dq:Q}:counters``     HASH    ``seq`` (join numbers), ``version`` (events), ``epoch``
 ``{dq:Q}:admits``       LIST    Redis time of the latest admissions (for the ETA)
 ``{dq:Q}:journal``      STREAM  admitted / started / finished events for the history table
-``{dq:Q}:settings``     HASH    capacity, queue length, leases and graces: the queue's rules
+``{dq:Q}:settings``     HASH    capacity, queue length, leases, graces, mode: the queue's rules
 ``{dq:Q}:owners``       ZSET    process id -> last sign of life (ms)
 ``{dq:Q}:held``         ZSET    ``owner|w|token`` / ``owner|d|token|conn``: what each process holds
 ``{dq:Q}:expiry``       ZSET    waiting token id -> token expiry (ms)
-``{dq:Q}:done``         HASH    completed token id -> resumable-until and tail budget
+``{dq:Q}:done``         HASH    completed (or removed) token id -> resumable-until, tail budget
+``{dq:Q}:stats``        HASH    running totals and the last hour per minute (metrics, admin)
 ``{dq:Q}:events:<db>``  —       pub/sub channel: one message per state change
 ======================  ======  ====================================================
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 # the order lib.lua expects its KEYS in
 SCRIPT_KEYS = ("waiting", "presence", "active", "info", "spent", "counters", "admits", "journal",
-               "settings", "owners", "held", "expiry", "done")
+               "settings", "owners", "held", "expiry", "done", "stats")
 
 
 @dataclass(frozen=True)

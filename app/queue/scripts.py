@@ -7,7 +7,8 @@ from importlib import resources
 from redis import Redis
 from redis.commands.core import Script
 
-NAMES = ("join", "unbind", "status", "leave", "reap", "start", "progress", "summary")
+NAMES = ("join", "unbind", "status", "leave", "reap", "start", "progress", "summary", "configure",
+         "remove", "inspect")
 
 
 @cache
@@ -29,3 +30,6 @@ class QueueScripts:
         self.start: Script = client.register_script(source("start"))
         self.progress: Script = client.register_script(source("progress"))
         self.summary: Script = client.register_script(source("summary"))
+        self.configure: Script = client.register_script(source("configure"))
+        self.remove: Script = client.register_script(source("remove"))
+        self.inspect: Script = client.register_script(source("inspect"))

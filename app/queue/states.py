@@ -11,8 +11,10 @@ class TokenState(StrEnum):
     PAUSED = "paused"
     SPENT = "spent"
     NONE = "none"
+    REMOVED = "removed"  # taken out by an operator
     EXPIRED = "expired"
     FULL = "full"
+    DRAINING = "draining"  # refused: the line takes no newcomers
 
 
 # the states in which a token holds one of the queue's slots
@@ -28,3 +30,11 @@ class Reply(StrEnum):
     GONE = "gone"
     TAIL = "tail"
     TOO_MANY = "too_many"
+
+
+class QueueMode(StrEnum):
+    """What the line does now, set by operators."""
+
+    OPEN = "open"
+    PAUSED = "paused"  # nobody is admitted; waiters keep their places
+    DRAINING = "draining"  # no newcomers; the line is served to its end

@@ -139,6 +139,8 @@ class PositionTracker:
             change = Change.MOVED
         waiter.version = self.version
         if self.last_snapshot is not None:
+            if self.last_snapshot.mode != waiter.snap.mode:
+                change = Change.MOVED  # paused, resumed or draining: waiters are told
             waiter.snap = self.last_snapshot
         return change
 

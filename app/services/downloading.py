@@ -12,13 +12,14 @@ from werkzeug.datastructures import IfRange, Range
 
 from ..catalog.models import File
 from ..catalog.service import file_path, get_file
-from ..errors import AppError, NotInQueue, NotYourTurn, TokenSpent, TooManyConnections, Unavailable
+from ..errors import AppError, Unavailable
 from ..queue.engine import Snapshot
-from ..queue.states import HELD, Reply, TokenState
+from ..queue.states import HELD, Reply
+from ..runtime import runtime
 from ..storage.bandwidth import HostShare
 from ..storage.ranges import Selection, select
 from ..storage.sender import Transfer
-from .runtime import runtime
+from .refusals import not_admitted, refusal
 from .tokens import TokenClaims
 from .waiting import claims_for
 
@@ -53,13 +54,7 @@ def describe(app: Flask, token: str, range_: Range | None, if_range: IfRange | N
 
 def _refuse(state: str | None, position: int | None) -> None:
     """The error a client sees when its token may not download now."""
-    if state == TokenState.WAITING:
-        raise NotYourTurn(f"You are number {position} in line; wait for your turn.", position=position)
-    if state == TokenState.SPENT:
-        raise TokenSpent("This token has already been used for a complete download.")
-    if state == Reply.TOO_MANY:
-        raise TooManyConnections("Too many connections for this token at once.")
-    raise NotInQueue("This token is not admitted: join the queue first.")
+    raise refusal(state, position=position or 0) or not_admitted()
 
 
 def check_turn(app: Flask, download: Download) -> None:
@@ -97,10 +92,12 @@ def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -
     engine = rt.engine
     token_id, conn_id = download.claims.token_id, opened.conn_id
     first, range_end = download.selection.start, download.selection.end
-    reported = 0
+    reported = counted = 0
 
     def on_progress(acked: int, closing: bool, handed: bool) -> bool:
-        nonlocal reported
+        nonlocal reported, counted
+        rt.metrics.sent_bytes.inc(acked - counted)
+        counted = acked
         if opened.tail:
             return True
         delta, reported_before = acked - reported, reported

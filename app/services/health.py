@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
-from .runtime import runtime
+from ..runtime import runtime
 
 
 def check(app: Flask) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Waiting in line: join, status, leave, and the live event feed of one waiter."""
 from __future__ import annotations
 
-import math
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,12 +10,16 @@ from typing import Any
 from flask import Flask
 
 from ..catalog.service import get_file
-from ..errors import AppError, NotInQueue, QueueFull, TokenExpired, TokenSpent
-from ..queue.engine import Snapshot
+from ..errors import AppError, TokenExpired
+from ..logs import token_ref
+from ..queue.engine import QueueEngine, Snapshot
 from ..queue.states import TokenState
 from ..queue.tracker import WaiterState
-from .runtime import runtime
+from ..runtime import runtime
+from .refusals import lapsed, refusal
 from .tokens import TokenClaims, iso_utc, verify_token
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
 
@@ -48,13 +52,6 @@ def claims_for(app: Flask, token: str, allow_expired: bool = False) -> TokenClai
         return verify_token(app.config["SECRET_KEY"], token, now=0)
 
 
-def retry_after(snap: Snapshot) -> int:
-    """Seconds until a place is likely to free up, for a refused newcomer."""
-    if snap.rate <= 0:
-        return 30
-    return max(1, math.ceil(1 / snap.rate))
-
-
 def join(app: Flask, token: str, client_addr: str, hold: bool = False) -> tuple[TokenClaims, Snapshot]:
     """Join or re-attach; a refused join raises the error the client sees.
 
@@ -70,16 +67,12 @@ def _join(app: Flask, claims: TokenClaims, client_addr: str, hold: bool) -> Snap
     if hold:
         rt.hub  # noqa: B018 - its housekeeping is the sign of life that holds the place
     snap = rt.engine.join(claims.token_id, record.id, record.size, claims.expires_at, client_addr, hold=hold)
-    if snap.state == "spent":
-        raise TokenSpent("This token has already been used for a complete download.")
-    if snap.state == "expired":
-        raise TokenExpired("The token has expired; request a new one.")
-    if snap.state == "full":
-        seconds = retry_after(snap)
-        raise QueueFull(
-            f"The queue is full ({snap.waiting} waiting); try again in about {seconds} s.",
-            retry_after=seconds,
-        )
+    error = refusal(snap.state, snap) if snap.state != TokenState.WAITING else None
+    if error is not None:
+        raise error
+    if snap.joined:
+        log.info("joined", extra={"event": "joined", "token": token_ref(claims.token_id), "file_id": record.id,
+                                  "position": snap.position, "waiting": snap.waiting})
     return snap
 
 
@@ -91,6 +84,7 @@ def view(snap: Snapshot, state: str, position: int | None) -> dict[str, Any]:
         "waiting": snap.waiting,
         "active": snap.active,
         "capacity": snap.capacity,
+        "mode": str(snap.mode),
     }
 
 
@@ -117,6 +111,7 @@ def summary(app: Flask) -> dict[str, Any]:
         "capacity": snap.capacity,
         "active": snap.active,
         "waiting": snap.waiting,
+        "mode": str(snap.mode),
         "eta_seconds": snap.eta_seconds(snap.waiting + 1),
     }
 
@@ -126,9 +121,11 @@ def events(app: Flask, claims: TokenClaims, snap: Snapshot, client_addr: str) ->
 
     If the queue lost its data (Redis restarted empty, a failover lost writes), a waiter whose
     token is still valid joins again instead of being told its place lapsed."""
-    hub = runtime(app).hub
+    rt = runtime(app)
+    hub = rt.hub
     waiter = hub.attach(claims.token_id, snap)
     last: tuple[Any, ...] | None = None
+    rt.metrics.streams.inc()
     try:
         while True:
             if waiter.state == WaiterState.READY:
@@ -147,25 +144,32 @@ def events(app: Flask, claims: TokenClaims, snap: Snapshot, client_addr: str) ->
                 waiter = hub.attach(claims.token_id, snap)
                 continue
             if waiter.state == WaiterState.GONE:
-                yield _gone_event(claims)
+                yield _gone_event(rt.engine, claims)
                 return
             if waiter.state == WaiterState.CLOSED:
                 yield QueueEvent("closed", {})
                 return
             line = waiter.snap
-            current = (waiter.position, line.waiting, line.active, line.capacity, waiter.eta_seconds())
+            current = (waiter.position, line.waiting, line.active, line.capacity, waiter.eta_seconds(),
+                       str(line.mode))
             if current != last:
                 last = current
                 yield QueueEvent("position", dict(zip(
-                    ("position", "waiting", "active", "capacity", "eta_seconds"), current, strict=True
+                    ("position", "waiting", "active", "capacity", "eta_seconds", "mode"), current, strict=True
                 )), waiter.version)
             if not waiter.wait(HEARTBEAT_SECONDS):
                 yield QueueEvent("heartbeat", {})
     finally:
+        rt.metrics.streams.dec()
         hub.detach(waiter)
 
 
-def _gone_event(claims: TokenClaims) -> QueueEvent:
+def _gone_event(engine: QueueEngine, claims: TokenClaims) -> QueueEvent:
+    """Why a waiter left the line without admission: expired, removed by an operator, or lapsed."""
     if claims.expires_at <= time.time():
         return QueueEvent("error", TokenExpired("The token expired while waiting; request a new one.").to_dict())
-    return QueueEvent("error", NotInQueue("Your place in line lapsed; join again.").to_dict())
+    try:
+        state = engine.status([claims.token_id]).tokens[claims.token_id].state
+    except AppError:
+        state = None
+    return QueueEvent("error", (refusal(state) or lapsed()).to_dict())

@@ -4,9 +4,10 @@
 -- ARGV[11] token id     ARGV[12] file id     ARGV[13] file size (bytes)
 -- ARGV[14] token expiry (ms, Unix epoch)      ARGV[15] client address
 -- Returns JSON: the snapshot plus
---   state = waiting|admitted|downloading|paused|spent|expired|full,
---   position and seq (join number) when waiting.
--- Idempotent: a token already waiting keeps its place. Admission of the head happens here too.
+--   state = waiting|admitted|downloading|paused|spent|removed|expired|full|draining,
+--   position and seq (join number) when waiting, joined = true when this call made the place.
+-- Idempotent: a token already waiting keeps its place. A draining line takes no newcomers.
+-- Admission of the head happens here too.
 local id = arg_id(11, 'token id')
 local file_id = arg_int(12, 0, MAX_INT, 'file id')
 local size = arg_int(13, 0, MAX_INT, 'file size')
@@ -15,15 +16,17 @@ local client = ARGV[15] or ''
 if #client > 64 then bad('client address') end
 begin()
 
-local state
+local state, joined
 local info = get_info(id)
 if info then
   state = info.s
   if state == 'waiting' then attend(id, info) end
-elseif redis.call('ZSCORE', S, id) then
-  state = 'spent'
+elseif ended(id) then
+  state = ended(id)
 elseif expires <= NOW then
   state = 'expired'
+elseif MODE == 'draining' then
+  state = 'draining'
 elseif redis.call('ZCARD', W) >= MAX_LEN then
   state = 'full'
 else
@@ -31,11 +34,13 @@ else
   redis.call('ZADD', W, seq, id)
   redis.call('ZADD', E, expires, id)
   attend(id, {s = 'waiting', j = NOW, e = expires, f = file_id, z = size, ip = client, q = seq})
+  bump('joins')
   changed = true
   state = 'waiting'
+  joined = true
 end
 fill()
 local snap = publish()
 info = get_info(id)
 if info then state = info.s end
-return reply(snap, {state = state, position = position(id), seq = info and info.q or nil})
+return reply(snap, {state = state, position = position(id), seq = info and info.q or nil, joined = joined})

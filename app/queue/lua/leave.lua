@@ -9,7 +9,7 @@ local info = get_info(id)
 local state = 'none'
 if info then
   state = info.s
-  if state == 'waiting' then drop_waiter(id) else release(id, info, 'left') end
+  if state == 'waiting' then drop_waiter(id, 'left') else release(id, info, 'left') end
 end
 fill()
 return reply(publish(), {state = state})

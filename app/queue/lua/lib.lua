@@ -10,12 +10,17 @@
 --                            counters were born), skew (ms added to Redis time; tests only)
 --   KEYS[7]  admits    LIST  Redis time (ms) of the latest admissions, newest first
 --   KEYS[8]  journal   STREAM history events (admitted/started/finished) for the database
---   KEYS[9]  settings  HASH  the queue's rules (capacity, durations): the one source of truth
+--   KEYS[9]  settings  HASH  the queue's rules (capacity, durations, mode = open|paused|draining):
+--                            the one source of truth
 --   KEYS[10] owners    ZSET  process id -> last sign of life (ms); negative while being reaped
 --   KEYS[11] held      ZSET  (score 0, by lex) "owner|w|token" and "owner|d|token|conn": what
 --                            each process holds (waiter streams, download connections)
 --   KEYS[12] expiry    ZSET  waiting token id -> token expiry (ms)
---   KEYS[13] done      HASH  completed token id -> JSON {u = resumable until, r = tail bytes left}
+--   KEYS[13] done      HASH  completed token id -> JSON {u = resumable until, r = tail bytes left};
+--                            x = 1: an operator removed it (it may not join or download again)
+--   KEYS[14] stats     HASH  running totals for metrics (joins, admissions, outcome_<kind>,
+--                            dropped_<reason>, histograms <name>_b<i>/_sum/_n) and the last
+--                            hour per minute (m<k> = minute, mb<k> bytes, ma<k> admissions)
 -- and the same leading ARGV:
 --   ARGV[1]  pub/sub channel for state-change events (names the queue and the database)
 --   ARGV[2]  the calling process's owner id ('' for none); a call is its sign of life
@@ -24,7 +29,7 @@
 --            max connections per token, resume tail bytes
 -- Script-specific ARGV start at ARGV[11]. Bad arguments raise "BADARG ..." before any write.
 local W, P, A, I, S, C, R, J = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local CFG, O, H, E, D = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local CFG, O, H, E, D, ST = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 
 local RATE_WINDOW = 32      -- admissions kept for the rate
 local BATCH = 64            -- most items one call reclaims (or admits), all steps together
@@ -56,19 +61,27 @@ if string.find(OWNER, '|', 1, true) then bad('owner') end
 local FIELDS = {'capacity', 'max_queue_length', 'admit_ms', 'stall_ms', 'resume_ms', 'wait_ms',
                 'max_connections', 'resume_tail'}
 local LIMITS = {1e9, 1e12, MAX_MS, MAX_MS, MAX_MS, MAX_MS, 1e6, MAX_INT}
+local MODES = {open = true, paused = true, draining = true}
 local SEED, SETTINGS, missing = {}, {}, false
 do
   local stored = redis.call('HMGET', CFG, FIELDS[1], FIELDS[2], FIELDS[3], FIELDS[4], FIELDS[5],
-    FIELDS[6], FIELDS[7], FIELDS[8])
+    FIELDS[6], FIELDS[7], FIELDS[8], 'mode')
   for n = 1, #FIELDS do
     SEED[n] = arg_int(2 + n, 1, LIMITS[n], FIELDS[n])
     SETTINGS[FIELDS[n]] = tonumber(stored[n]) or SEED[n]
     if not stored[n] then missing = true end
   end
+  SETTINGS.mode = MODES[stored[#FIELDS + 1]] and stored[#FIELDS + 1] or 'open'
 end
-local CAPACITY, MAX_LEN = SETTINGS.capacity, SETTINGS.max_queue_length
-local ADMIT_MS, STALL_MS, RESUME_MS = SETTINGS.admit_ms, SETTINGS.stall_ms, SETTINGS.resume_ms
-local WAIT_MS, MAX_CONNS, TAIL = SETTINGS.wait_ms, SETTINGS.max_connections, SETTINGS.resume_tail
+local CAPACITY, MAX_LEN, ADMIT_MS, STALL_MS, RESUME_MS, WAIT_MS, MAX_CONNS, TAIL, MODE
+-- the rules every step below follows (configure.lua calls it again after changing them)
+local function follow_settings()
+  CAPACITY, MAX_LEN = SETTINGS.capacity, SETTINGS.max_queue_length
+  ADMIT_MS, STALL_MS, RESUME_MS = SETTINGS.admit_ms, SETTINGS.stall_ms, SETTINGS.resume_ms
+  WAIT_MS, MAX_CONNS, TAIL = SETTINGS.wait_ms, SETTINGS.max_connections, SETTINGS.resume_tail
+  MODE = SETTINGS.mode
+end
+follow_settings()
 
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -96,6 +109,33 @@ local function journal(id, event, info, extra)
   redis.call('XADD', J, 'MAXLEN', '~', 1000000, '*', unpack(fields))  -- at most 16 values
 end
 
+-- running totals for metrics: a few HINCRBYs per event, whatever the size of the line
+local function bump(field, n)
+  redis.call('HINCRBY', ST, field, n or 1)
+end
+
+-- the last hour, one slot per minute (a slot is reset when its minute comes round again)
+local function per_minute(kind, n)
+  local minute = math.floor(NOW / 60000)
+  local slot = minute % 60
+  if tonumber(redis.call('HGET', ST, 'm' .. slot)) ~= minute then
+    redis.call('HSET', ST, 'm' .. slot, minute, 'mb' .. slot, 0, 'ma' .. slot, 0)
+  end
+  redis.call('HINCRBY', ST, kind .. slot, n)
+end
+
+-- a duration into a histogram (bucket upper bounds in seconds; metrics.py names the same ones)
+local BUCKETS = {1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}
+local function observe(name, ms)
+  local i = #BUCKETS + 1
+  for n = 1, #BUCKETS do
+    if ms <= BUCKETS[n] * 1000 then i = n break end
+  end
+  bump(name .. '_b' .. i)
+  bump(name .. '_sum', math.max(0, ms))
+  bump(name .. '_n')
+end
+
 local function count(tbl)
   local n = 0
   for _ in pairs(tbl or {}) do n = n + 1 end
@@ -111,10 +151,11 @@ local function unbind_all(id, info)
   info.o, info.c = nil, nil
 end
 
--- drop a waiter from the line (left, lapsed, expired)
-local function drop_waiter(id)
+-- drop a waiter from the line (reason: left, lapsed, expired, removed)
+local function drop_waiter(id, reason)
   local seq = redis.call('ZSCORE', W, id)
   if seq then
+    bump('dropped_' .. reason)
     redis.call('ZREM', W, id)
     removed[#removed + 1] = tonumber(seq)
     changed = true
@@ -132,6 +173,8 @@ local function release(id, info, outcome)
   redis.call('ZREM', A, id)
   redis.call('HDEL', I, id)
   journal(id, 'finished', info, {'outcome', outcome, 'bytes', info.b or 0})
+  bump('outcome_' .. outcome)
+  if info.st then observe('download', NOW - info.st) end
   changed = true
 end
 
@@ -140,6 +183,16 @@ local function complete(id, info)
   redis.call('ZADD', S, info.e or NOW, id)
   redis.call('HSET', D, id, cjson.encode({u = NOW + RESUME_MS, r = math.min(TAIL, info.z or 0)}))
   release(id, info, 'completed')
+end
+
+-- a token out of the line for good: 'spent' (completed) or 'removed' (by an operator), with its
+-- done entry; nil when neither
+local function ended(id)
+  if not redis.call('ZSCORE', S, id) then return nil, nil end
+  local raw = redis.call('HGET', D, id)
+  local done = raw and cjson.decode(raw)
+  if done and done.x == 1 then return 'removed', done end
+  return 'spent', done
 end
 
 local function covered(info)
@@ -262,8 +315,8 @@ local function reap()
     release(id, info, expired_outcome(info))
   end
   if budget > 0 then budget = reap_owners(budget) end
-  for _, id in ipairs(due(P)) do drop_waiter(id) end
-  for _, id in ipairs(due(E)) do drop_waiter(id) end
+  for _, id in ipairs(due(P)) do drop_waiter(id, 'lapsed') end
+  for _, id in ipairs(due(E)) do drop_waiter(id, 'expired') end
   for _, id in ipairs(due(S)) do
     redis.call('ZREM', S, id)
     redis.call('HDEL', D, id)
@@ -299,12 +352,17 @@ local function admit(head, seq, info)
   redis.call('LPUSH', R, NOW)
   redis.call('LTRIM', R, 0, RATE_WINDOW - 1)
   journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or '', 'seq', seq})
+  bump('admissions')
+  per_minute('ma', 1)
+  observe('wait', NOW - (info.j or NOW))
   admitted[#admitted + 1] = head
   changed = true
 end
 
--- admit from the head of the line while a slot is free (at most BATCH steps per call)
+-- admit from the head of the line while a slot is free (at most BATCH steps per call); a
+-- paused line admits no one
 local function fill()
+  if MODE == 'paused' then return end
   for step = 1, BATCH + 1 do
     if step > BATCH then more = true break end
     if redis.call('ZCARD', A) >= CAPACITY then break end
@@ -312,7 +370,7 @@ local function fill()
     local head, seq = first[1], tonumber(first[2])
     if not head then break end
     local info = get_info(head) or {}
-    if (info.e or 0) <= NOW then drop_waiter(head) else admit(head, seq, info) end
+    if (info.e or 0) <= NOW then drop_waiter(head, 'expired') else admit(head, seq, info) end
   end
 end
 
@@ -363,6 +421,7 @@ local function snapshot()
     waiting = waiting,
     active = redis.call('ZCARD', A),
     capacity = CAPACITY,
+    mode = MODE,
     rate = r,
     drain = (r == 0 and waiting > 0) and drain() or -1,
     version = tonumber(redis.call('HGET', C, 'version') or 0),

@@ -32,6 +32,10 @@ if not info or info.s == 'waiting' then
   state = 'gone'
 else
   info.b = (info.b or 0) + delta
+  if delta > 0 then
+    bump('bytes', delta)
+    per_minute('mb', delta)
+  end
   if last > first then
     local ranges = info.r or {}
     ranges[#ranges + 1] = {first, last}

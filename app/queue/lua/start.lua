@@ -9,7 +9,7 @@
 --   ok (slot held, lease renewed) | waiting (with position) | too_many | none
 --   | tail (a completed token within its resume grace, asking for no more than its tail
 --     budget left: served without a slot; the budget is charged now)
---   | spent (completed, and past its grace or its budget).
+--   | spent (completed, and past its grace or its budget) | removed (by an operator).
 local id = arg_id(11, 'token id')
 local conn = arg_id(12, 'connection id')
 local length = arg_int(13, 0, MAX_INT, 'length')
@@ -19,11 +19,10 @@ fill()
 local info = get_info(id)
 local state
 if not info then
-  state = 'none'
-  if redis.call('ZSCORE', S, id) then
-    state = 'spent'
-    local raw = redis.call('HGET', D, id)
-    local done = raw and cjson.decode(raw)
+  local done
+  state, done = ended(id)
+  state = state or 'none'
+  if state == 'spent' then
     if done and done.u > NOW and done.r >= length then
       done.r = done.r - length
       redis.call('HSET', D, id, cjson.encode(done))

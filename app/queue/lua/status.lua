@@ -4,7 +4,7 @@
 --          them: a poll counts as being seen) | hold (this process's streams hold them: resync)
 -- ARGV[12..] token ids, at most 1000
 -- Returns JSON: the snapshot plus tokens = {id: [state, position or 0, lease deadline or 0]},
---   state = waiting|admitted|downloading|paused|spent|none. Reaps and admits first.
+--   state = waiting|admitted|downloading|paused|spent|removed|none. Reaps and admits first.
 local mode = ARGV[11]
 if mode ~= 'read' and mode ~= 'renew' and mode ~= 'hold' then bad('mode') end
 if mode == 'hold' and OWNER == '' then bad('owner') end
@@ -26,8 +26,8 @@ for n = 12, #ARGV do
       end
     end
     tokens[id] = {info.s, position(id) or 0, tonumber(redis.call('ZSCORE', A, id) or 0)}
-  elseif redis.call('ZSCORE', S, id) then
-    tokens[id] = {'spent', 0, 0}
+  elseif ended(id) then
+    tokens[id] = {ended(id), 0, 0}
   else
     tokens[id] = {'none', 0, 0}
   end

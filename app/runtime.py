@@ -1,26 +1,31 @@
-"""Per-process queue machinery, built lazily on first use so it is created after fork.
+"""The composition root of a process: its Redis client, queue engine, event hub, history
+recorder and metrics, built lazily on first use so they are created after fork.
 
-Holds the one Redis client of the process, the engine bound to it, the event hub (one
-subscription per process) and the history recorder. Nothing here is per request.
+``start_background`` starts the two loops by name: the hub (event fan-out, and the
+housekeeping that reaps and is this process's sign of life) and the history recorder.
+Nothing here is per request.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from flask import Flask
 from redis import Redis
 
-from ..history.recorder import HistoryRecorder
-from ..queue.connection import connect
-from ..queue.engine import QueueEngine, QueueSettings
-from ..queue.hub import QueueHub
+from .history.recorder import HistoryRecorder
+from .metrics import ProcessMetrics
+from .queue.connection import connect
+from .queue.engine import QueueEngine, QueueSettings, Snapshot
+from .queue.hub import QueueHub
 
 
 class QueueRuntime:
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self.metrics = ProcessMetrics()
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._engine: QueueEngine | None = None
@@ -37,8 +42,9 @@ class QueueRuntime:
             if self._engine is None or not self._fresh():
                 config = self.app.config
                 client = connect(config["REDIS_URL"], config["REDIS_MAX_CONNECTIONS"])
-                self._engine = QueueEngine(client, config["QUEUE_NAME"], QueueSettings.from_config(config))
-                self._hub = self._recorder = None
+                engine = QueueEngine(client, config["QUEUE_NAME"], QueueSettings.from_config(config))
+                engine.on_call = self.metrics.script_called
+                self._engine, self._hub, self._recorder = engine, None, None
                 self._pid = os.getpid()
             return self._engine
 
@@ -48,19 +54,30 @@ class QueueRuntime:
 
     @property
     def hub(self) -> QueueHub:
-        """The process's event hub; starting it also starts the history recorder."""
+        """The process's event hub, started on first use (a stream needs its housekeeping)."""
         engine = self.engine
         with self._lock:
             if self._hub is None:
-                self._hub = QueueHub(engine)
+                self._hub = QueueHub(engine, on_event=self._event_seen)
                 self._hub.start()
-                self._recorder = HistoryRecorder(engine.client, engine.keys.journal, self.app.app_context)
-                self._recorder.start()
             return self._hub
 
+    def _event_seen(self, event: Snapshot) -> None:
+        self.metrics.event_lag.observe(max(0.0, time.time() - event.now / 1000))
+
+    def start_recorder(self) -> HistoryRecorder:
+        """The loop that moves the queue's journal into the history table."""
+        engine = self.engine
+        with self._lock:
+            if self._recorder is None:
+                self._recorder = HistoryRecorder(engine.client, engine.keys.journal, self.app.app_context)
+                self._recorder.start()
+            return self._recorder
+
     def start_background(self) -> None:
-        """Start the hub, reaper and recorder now (gunicorn's post_worker_init)."""
-        self.hub  # noqa: B018 - the property starts them
+        """Start the hub and the history recorder now (gunicorn's post_worker_init)."""
+        self.hub  # noqa: B018 - the property starts it
+        self.start_recorder()
 
     def shutdown(self) -> None:
         """End every local stream promptly and stop the background loops."""

@@ -1,0 +1,21 @@
+-- remove.lua: an operator takes a token out of the queue. A waiter loses its place; a download
+-- loses its slot, which goes to the next waiter in the same call (its connections stop at
+-- their next progress report, which answers gone). The token may not join or download again
+-- until it expires (a day when the queue does not know its expiry).
+-- KEYS and ARGV[1..10]: see lib.lua.
+-- ARGV[11] token id
+-- Returns JSON: the snapshot plus state = the token's state before (none if unknown).
+local id = arg_id(11, 'token id')
+begin()
+local info = get_info(id)
+local state = 'none'
+if info then
+  state = info.s
+  if state == 'waiting' then drop_waiter(id, 'removed') else release(id, info, 'removed') end
+else
+  state = ended(id) or 'none'
+end
+redis.call('ZADD', S, (info and info.e) or NOW + 86400000, id)
+redis.call('HSET', D, id, cjson.encode({u = 0, r = 0, x = 1}))
+fill()
+return reply(publish(), {state = state})

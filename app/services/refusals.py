@@ -1,0 +1,55 @@
+"""The one place that turns a token's state in the queue into the error its client sees."""
+from __future__ import annotations
+
+import math
+
+from ..errors import (
+    AppError,
+    NotInQueue,
+    NotYourTurn,
+    QueueDraining,
+    QueueFull,
+    TokenExpired,
+    TokenRemoved,
+    TokenSpent,
+    TooManyConnections,
+)
+from ..queue.engine import Snapshot
+from ..queue.states import Reply, TokenState
+
+
+def retry_after(snap: Snapshot) -> int:
+    """Seconds until a place is likely to free up, for a refused newcomer."""
+    if snap.rate <= 0:
+        return 30
+    return max(1, math.ceil(1 / snap.rate))
+
+
+def refusal(state: str | None, snap: Snapshot | None = None, position: int | None = None) -> AppError | None:
+    """The error for a state that stops what the client asked (None: nothing stops it)."""
+    if state == TokenState.SPENT:
+        return TokenSpent("This token has already been used for a complete download.")
+    if state == TokenState.REMOVED:
+        return TokenRemoved("An operator removed this token from the queue; request a new one.")
+    if state == TokenState.EXPIRED:
+        return TokenExpired("The token has expired; request a new one.")
+    if state == TokenState.DRAINING:
+        seconds = 60
+        return QueueDraining("The queue is closing: it takes no new places. Try again later.", retry_after=seconds)
+    if state == TokenState.FULL and snap is not None:
+        seconds = retry_after(snap)
+        return QueueFull(f"The queue is full ({snap.waiting} waiting); try again in about {seconds} s.",
+                         retry_after=seconds)
+    if state == TokenState.WAITING and position is not None:
+        return NotYourTurn(f"You are number {position} in line; wait for your turn.", position=position)
+    if state == Reply.TOO_MANY:
+        return TooManyConnections("Too many connections for this token at once.")
+    return None
+
+
+def lapsed() -> AppError:
+    return NotInQueue("Your place in line lapsed; join again.")
+
+
+def not_admitted() -> AppError:
+    return NotInQueue("This token is not admitted: join the queue first.")

@@ -37,7 +37,7 @@ if ! flask --app wsgi files list | grep -q "demo-100MiB.bin"; then
   flask --app wsgi files add demo-100MiB.bin --name "Demo file (100 MiB).bin" --public
 fi
 echo "serving on http://$HOST:$PORT  (try: curl -X POST http://$HOST:$PORT/api/v1/files/1/tokens)"
-gunicorn -c gunicorn.conf.py wsgi:app &
+python -m app.serve &
 gunicorn_pid=$!
 stop() {
   kill -TERM "$gunicorn_pid" 2>/dev/null || true

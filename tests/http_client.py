@@ -59,6 +59,15 @@ def wait_turn(base: str, token: str, timeout: float = 120,
     raise AssertionError("the stream ended without ready or error")
 
 
+def token_id(token: str) -> str:
+    """The id inside a token issued with the tests' secret."""
+    from app.services.tokens import verify_token
+
+    from .conftest import SECRET
+
+    return verify_token(SECRET, token).token_id
+
+
 def new_token(base: str, file_id: int) -> str:
     response = requests.post(f"{base}/api/v1/files/{file_id}/tokens", timeout=10)
     assert response.status_code == 201, response.text

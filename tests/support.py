@@ -101,7 +101,7 @@ class Gunicorn:
     def start(self) -> Gunicorn:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            [sys.executable, "-m", "app.serve"],
             cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True,
         )
         wait_until(self._healthy, timeout=20, message="gunicorn /healthz")

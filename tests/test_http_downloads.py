@@ -216,7 +216,8 @@ def test_sigterm_ends_open_streams_promptly(gunicorn, make_file):
 
 
 def test_killed_worker_slot_is_reclaimed_and_recorded(app, gunicorn, make_file):
-    from .test_http_flow import outcome_of, token_id
+    from .http_client import token_id
+    from .test_http_flow import outcome_of
 
     file_id, _ = make_file("big.bin", size=64 * 1024 * 1024)
     server = gunicorn(**{**SERVE, "QUEUE_CAPACITY": 1, "STALL_TIMEOUT": 2}, workers=2)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from app.extensions import db
 
 from .conftest import REDIS_URL
-from .http_client import RawDownload, download_sha, new_token, sse, wait_turn
+from .http_client import RawDownload, download_sha, new_token, sse, token_id, wait_turn
 from .support import wait_until
 
 FLOW = dict(QUEUE_CAPACITY=3, ADMIT_TIMEOUT=2, STALL_TIMEOUT=2, RESUME_GRACE=3, WAIT_GRACE=5,
@@ -61,14 +61,6 @@ def outcome_of(app, token_id: str, timeout: float = 10.0) -> str:
         return None
 
     return wait_until(read, timeout=timeout, message=f"outcome of {token_id}")
-
-
-def token_id(token: str) -> str:
-    from app.services.tokens import verify_token
-
-    from .conftest import SECRET
-
-    return verify_token(SECRET, token).token_id
 
 
 def test_thirty_clients_in_order_never_more_than_capacity(app, gunicorn, make_file, settings):

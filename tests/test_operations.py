@@ -191,7 +191,7 @@ def test_cli_shows_and_steers_the_queue(app, make_file, settings):
 
     status = runner.invoke(args=["queue", "status"])
     assert status.exit_code == 0, status.output
-    assert "1 waiting, 1 of 4 slots downloading" in status.output and "tok-1" in status.output
+    assert "0 waiting, 2 of 4 slots downloading" in status.output and "tok-1" in status.output
     changed = runner.invoke(args=["queue", "set", "capacity=2", "admit_timeout=90"])
     assert changed.exit_code == 0, changed.output
     assert "0 waiting, 2 of 2 slots" in changed.output

@@ -16,6 +16,7 @@ LOCAL_ENVS = frozenset({"local", "development", "test"})
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+MAX_SECONDS = 10**9  # ~31 years: the queue scripts refuse longer durations
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -23,7 +24,7 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; raised at start-up, never per request."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -33,6 +34,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -79,7 +82,7 @@ class Config:
         self.REDIS_MAX_CONNECTIONS = _int(env, "REDIS_MAX_CONNECTIONS", 64, minimum=4)
         self.FILES_ROOT = str(Path(env.get("FILES_ROOT", instance / "files")).resolve())
         self.ISSUER_API_KEY = env.get("ISSUER_API_KEY") or None
-        self.TOKEN_TTL = _int(env, "TOKEN_TTL", 3600, minimum=1)
+        self.TOKEN_TTL = _int(env, "TOKEN_TTL", 3600, minimum=1, maximum=MAX_SECONDS)
         self.TOKEN_RATE_LIMIT = env.get("TOKEN_RATE_LIMIT", "60/minute")
         self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
         self.HOST = env.get("HOST", "0.0.0.0")
@@ -95,15 +98,15 @@ class Config:
         self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
         self.ADMIN_API_KEY = env.get("ADMIN_API_KEY") or None
         self.QUEUE_NAME = env.get("QUEUE_NAME", "default")
-        self.QUEUE_CAPACITY = _int(env, "QUEUE_CAPACITY", 4, minimum=1)
-        self.ADMIT_TIMEOUT = _int(env, "ADMIT_TIMEOUT", 60, minimum=1)
-        self.STALL_TIMEOUT = _int(env, "STALL_TIMEOUT", 30, minimum=1)
-        self.RESUME_GRACE = _int(env, "RESUME_GRACE", 120, minimum=1)
-        self.WAIT_GRACE = _int(env, "WAIT_GRACE", 30, minimum=1)
-        self.MAX_QUEUE_LENGTH = _int(env, "MAX_QUEUE_LENGTH", 100_000, minimum=1)
-        self.RESUME_TAIL = _int(env, "RESUME_TAIL", 32 << 20, minimum=1)
+        self.QUEUE_CAPACITY = _int(env, "QUEUE_CAPACITY", 4, minimum=1, maximum=10**9)
+        self.ADMIT_TIMEOUT = _int(env, "ADMIT_TIMEOUT", 60, minimum=1, maximum=MAX_SECONDS)
+        self.STALL_TIMEOUT = _int(env, "STALL_TIMEOUT", 30, minimum=1, maximum=MAX_SECONDS)
+        self.RESUME_GRACE = _int(env, "RESUME_GRACE", 120, minimum=1, maximum=MAX_SECONDS)
+        self.WAIT_GRACE = _int(env, "WAIT_GRACE", 30, minimum=1, maximum=MAX_SECONDS)
+        self.MAX_QUEUE_LENGTH = _int(env, "MAX_QUEUE_LENGTH", 100_000, minimum=1, maximum=10**12)
+        self.RESUME_TAIL = _int(env, "RESUME_TAIL", 32 << 20, minimum=1, maximum=10**12)
         self.BANDWIDTH_LIMIT = _int(env, "BANDWIDTH_LIMIT", 0)
-        self.MAX_CONNECTIONS_PER_TOKEN = _int(env, "MAX_CONNECTIONS_PER_TOKEN", 4, minimum=1)
+        self.MAX_CONNECTIONS_PER_TOKEN = _int(env, "MAX_CONNECTIONS_PER_TOKEN", 4, minimum=1, maximum=10**6)
         self.X_ACCEL_REDIRECT = env.get("X_ACCEL_REDIRECT") or None
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL

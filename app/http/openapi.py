@@ -77,7 +77,7 @@ SETTINGS = {
         "resume_grace": {"type": "number", "minimum": 0.001, "maximum": 1e10},
         "wait_grace": {"type": "number", "minimum": 0.001, "maximum": 1e10},
         "max_connections_per_token": {"type": "integer", "minimum": 1, "maximum": 10**6},
-        "resume_tail": {"type": "integer", "minimum": 1, "maximum": 2**53 - 1},
+        "resume_tail": {"type": "integer", "minimum": 1, "maximum": 10**12},
     },
     "additionalProperties": False,
     "minProperties": 1,
@@ -123,6 +123,34 @@ def _op(summary: str, ok: dict[int, dict[str, Any]], errors: tuple[int, ...], *,
     if security is not None:
         op["security"] = security
     return op
+
+
+def _sse(description: str, events: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A ``text/event-stream`` whose events carry JSON ``data`` of their kind's schema."""
+    return {"description": description, "content": {SSE: {"schema": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"enum": list(events)},
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+            "data": {"type": "string", "contentMediaType": JSON, "contentSchema": {"anyOf": list(events.values())}},
+        },
+    }}}}
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+ERROR_EVENT = {"$ref": "#/components/schemas/Error"}
+WAIT_EVENTS = {
+    "position": _object(position={"type": "integer"}, eta_seconds=NULLABLE_INT, **LINE),
+    "ready": _object(download_url={"type": "string"}, expires_at={"type": "string", "format": "date-time"}),
+    "error": ERROR_EVENT,
+}
+# the seed's stream: unnamed messages carrying the place in line (0: download now), or an error
+SEED_EVENTS = {"message": {"type": "integer", "minimum": 0}, "error": ERROR_EVENT}
 
 
 def _text(media: str, description: str) -> dict[str, Any]:
@@ -180,11 +208,9 @@ def document() -> dict[str, Any]:
                 "type": "object", "required": ["capacity", "active", "waiting", "mode", "eta_seconds"],
                 "properties": {**LINE, "eta_seconds": NULLABLE_INT}})}, (503,), tag="queue")},
             "/api/v1/queue/{token}": {
-                "get": _op("Join and wait: position, ready and error events over SSE", {200: {
-                    "description": "Events `position` {position, waiting, active, capacity, eta_seconds, mode}, "
-                                   "`ready` {download_url, expires_at}, `error` {error: {code, message}}; "
-                                   "heartbeat comments.",
-                    "content": {SSE: {"schema": {"type": "string"}}}}}, (404,), tag="queue", params=(TOKEN,)),
+                "get": _op("Join and wait: position, ready and error events over SSE", {200: _sse(
+                    "Events `position`, then `ready` (or `error`); heartbeat comments.", WAIT_EVENTS)},
+                    (404,), tag="queue", params=(TOKEN,)),
                 "post": _op("Join (or re-attach) without a stream; poll the status to keep the place",
                             {200: _json(TOKEN_STATUS)}, (403, 404, 410, 503), tag="queue", params=(TOKEN,)),
                 "delete": _op("Leave the line or give back the slot", {200: _json({
@@ -201,8 +227,8 @@ def document() -> dict[str, Any]:
                             (401, 403, 404, 429, 503), tag="seed", params=(FILE_ID,))
                 for method in ("get", "post")},
             "/request/order/{token}": {"get": _op("Seed protocol: the place in line as unnamed SSE messages", {
-                200: {"description": "Messages carrying the place; 0 means download now.",
-                      "content": {SSE: {"schema": {"type": "string"}}}}}, (404,), tag="seed", params=(TOKEN,))},
+                200: _sse("Messages carrying the place; 0 means download now.", SEED_EVENTS)},
+                (404,), tag="seed", params=(TOKEN,))},
             "/request/download/{token}": _download("Seed protocol: the download"),
             "/admin": {"get": _op("The live admin page", {200: HTML}, ADMIN_ERRORS, **admin)},
             "/api/v1/admin/queue": {"get": _op("The line, its rules and every running download",
@@ -224,9 +250,8 @@ def document() -> dict[str, Any]:
                 "type": "object", "required": ["changes"], "properties": {"changes": {"type": "array", "items": {
                     "type": "object", "required": ["at", "actor", "action", "details"]}}}})},
                 ADMIN_ERRORS, **admin)},
-            "/api/v1/admin/events": {"get": _op("The admin state every second over SSE (`state` events)", {
-                200: {"description": "Never ends.", "content": {SSE: {"schema": {"type": "string"}}}}},
-                ADMIN_ERRORS, **admin)},
+            "/api/v1/admin/events": {"get": _op("The admin state every second over SSE (never ends)", {
+                200: _sse("`state` events.", {"state": ADMIN_STATE})}, ADMIN_ERRORS, **admin)},
         },
         "components": {
             "schemas": {"Error": ERROR},

@@ -31,7 +31,7 @@ SETTING_RULES: dict[str, tuple[type, float, float]] = {
     "resume_grace": (float, 0.001, DURATION_MAX),
     "wait_grace": (float, 0.001, DURATION_MAX),
     "max_connections_per_token": (int, 1, 10**6),
-    "resume_tail": (int, 1, 2**53 - 1),
+    "resume_tail": (int, 1, 10**12),
 }
 MODE_ACTIONS = {QueueMode.PAUSED: "pause", QueueMode.OPEN: "resume", QueueMode.DRAINING: "drain"}
 

@@ -60,7 +60,8 @@ if CHANNEL == nil or #CHANNEL == 0 then bad('channel') end
 if string.find(OWNER, '|', 1, true) then bad('owner') end
 local FIELDS = {'capacity', 'max_queue_length', 'admit_ms', 'stall_ms', 'resume_ms', 'wait_ms',
                 'max_connections', 'resume_tail'}
-local LIMITS = {1e9, 1e12, MAX_MS, MAX_MS, MAX_MS, MAX_MS, 1e6, MAX_INT}
+-- (each stays below 1e14: cjson writes numbers with 14 significant digits)
+local LIMITS = {1e9, 1e12, MAX_MS, MAX_MS, MAX_MS, MAX_MS, 1e6, 1e12}
 local MODES = {open = true, paused = true, draining = true}
 local SEED, SETTINGS, missing = {}, {}, false
 do

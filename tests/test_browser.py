@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from .conftest import OUTPUT
-from .http_client import new_token
+from .http_client import RawDownload, new_token, token_id
 from .support import wait_until
 
 pytestmark = pytest.mark.browser
@@ -160,3 +160,50 @@ def test_the_seed_snippet_works_unchanged(browser, gunicorn, make_file, tmp_path
         requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)
     download.value.save_as(tmp_path / "seed.bin")
     assert sha(tmp_path / "seed.bin") == sha(path)
+
+
+def test_admin_page_shows_the_line_and_a_download_live_and_steers_it(browser, gunicorn, make_file):
+    """An operator's page: a running download and the line appear without reload; its buttons act."""
+    key = "admin-key-for-the-browser"
+    file_id, _ = make_file("iso.bin", size=64 << 20)
+    server = gunicorn(workers=2, **{**PAGE, "ADMIN_API_KEY": key})
+    context = browser.new_context(http_credentials={"username": "ops", "password": key},
+                                  viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server.url}/admin")
+    wait_until(lambda: page.inner_text("#live").startswith("Live"), message="the live stream")
+    assert page.inner_text("#waiting") == "0" and "No download is running" in page.inner_text("#downloads")
+
+    holder = new_token(server.url, file_id)
+    requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=10)
+    raw = RawDownload(server.port, f"/api/v1/downloads/{holder}")  # a slow reader: it keeps downloading
+    raw.read(1 << 20)
+    waiter = new_token(server.url, file_id)
+    requests.post(f"{server.url}/api/v1/queue/{waiter}", timeout=10)
+    wait_until(lambda: page.inner_text("#waiting") == "1" and "iso.bin" in page.inner_text("#downloads"),
+               message="the line and the download shown without reload")
+    # progress is reported about once a second: the bytes the reader took appear without reload
+    wait_until(lambda: "MiB of 64.0 MiB" in page.inner_text("#downloads tr"), message="the download's progress")
+    row = page.inner_text("#downloads tr")
+    assert "127.0.0.1" in row and "/s" in row
+    (OUTPUT / "screenshots").mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "screenshots" / "admin.png"), full_page=True)
+
+    page.fill("#capacity-input", "2")
+    page.click("#capacity-form button")
+    wait_until(lambda: page.inner_text("#capacity") == "2" and page.inner_text("#waiting") == "0",
+               message="capacity 2: the waiter admitted")
+    page.click("[data-action=pause]")
+    wait_until(lambda: page.inner_text("#mode") == "paused", message="paused shown")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click(f"[data-remove='{token_id(holder)}']")
+    wait_until(lambda: page.locator(f"[data-remove='{token_id(holder)}']").count() == 0,
+               message="the removed download gone from the table")
+    raw.close()
+    page.screenshot(path=str(OUTPUT / "screenshots" / "admin-after.png"), full_page=True)
+    audit = requests.get(f"{server.url}/api/v1/admin/audit", auth=("ops", key), timeout=10).json()["changes"]
+    assert [c["action"] for c in audit] == ["remove", "pause", "settings"]
+    assert all(c["actor"] == "ops@127.0.0.1" for c in audit)
+    context.close()
+
+

@@ -154,12 +154,26 @@ class Transfer:
             try:
                 count = os.sendfile(out_fd, in_fd, offset, min(self._chunk_size(), self.end - offset))
             except BlockingIOError:
-                wait_write(out_fd, timeout=self.stall_timeout, timeout_exc=TimeoutError())
+                self._wait_writable(out_fd)
                 continue
             if count == 0:
                 raise OSError("the file ended early")
             offset += count
             self._advance(count)
+
+    def _wait_writable(self, fd: int) -> None:
+        """Wait for room in the socket buffer (TimeoutError after ``stall_timeout``), reporting
+        meanwhile: a slow client keeps acknowledging what the kernel holds for it."""
+        blocked_at = time.monotonic()
+        while True:
+            try:
+                wait_write(fd, timeout=self.report_interval, timeout_exc=TimeoutError())
+                return
+            except TimeoutError:
+                now = time.monotonic()
+                if now - blocked_at >= self.stall_timeout:
+                    raise
+                self._maybe_report(now)
 
     def _await_acks(self) -> None:
         """Wait until the client acknowledged every byte, it went away, or it stalled."""

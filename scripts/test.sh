@@ -12,6 +12,7 @@ command -v aria2c >/dev/null || need+=(aria2)
 command -v wget >/dev/null || need+=(wget)
 command -v curl >/dev/null || need+=(curl)
 command -v chromium >/dev/null || need+=(chromium)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -104,7 +104,7 @@ class Transfer:
             log.info("download slot reclaimed while sending; connection ended")
             self._abort()
         except TimeoutError:
-            log.info("client stopped reading for %.0f s; connection ended", self.stall_timeout)
+            log.info("client stopped reading; connection ended")
             self._abort()
 
     def _abort(self) -> None:
@@ -162,8 +162,12 @@ class Transfer:
             self._advance(count)
 
     def _wait_writable(self, fd: int) -> None:
-        """Wait for room in the socket buffer (TimeoutError after ``stall_timeout``), reporting
-        meanwhile: a slow client keeps acknowledging what the kernel holds for it."""
+        """Wait for room in the socket buffer, reporting meanwhile (what the kernel holds for a slow
+        client is still being acknowledged, and a reclaimed slot must end the connection).
+
+        A client that acknowledges nothing loses its slot by its lease (``STALL_TIMEOUT`` after
+        the last report, outcome ``stalled``); this wait gives up only at twice that, so the
+        queue, not a race with this greenlet, decides."""
         blocked_at = time.monotonic()
         while True:
             try:
@@ -171,7 +175,7 @@ class Transfer:
                 return
             except TimeoutError:
                 now = time.monotonic()
-                if now - blocked_at >= self.stall_timeout:
+                if now - blocked_at >= 2 * self.stall_timeout:
                     raise
                 self._maybe_report(now)
 

@@ -29,16 +29,20 @@ class Follower:
     def __init__(self, base: str, token: str) -> None:
         self.events: list = []
         self.ready_at: float | None = None
+        self.error: Exception | None = None
         self.thread = threading.Thread(target=self._run, args=(base, token), daemon=True)
         self.thread.start()
 
     def _run(self, base: str, token: str) -> None:
-        for event in sse(f"{base}/api/v1/queue/{token}", timeout=60):
-            self.events.append(event)
-            if event.event == "ready":
-                self.ready_at = time.monotonic()
-            if event.event in ("ready", "error"):
-                return
+        try:
+            for event in sse(f"{base}/api/v1/queue/{token}", timeout=60):
+                self.events.append(event)
+                if event.event == "ready":
+                    self.ready_at = time.monotonic()
+                if event.event in ("ready", "error"):
+                    return
+        except Exception as exc:  # noqa: BLE001 - kept for the test's message
+            self.error = exc
 
     @property
     def waiting(self) -> bool:
@@ -96,7 +100,10 @@ def test_capacity_set_on_one_host_admits_two_more_waiters_on_another(app, gunico
     response = admin(host_a.url, "PATCH", "/queue/settings", json={"capacity": 3})
     assert response.status_code == 200, response.text
     assert response.json()["line"]["capacity"] == 3
-    wait_until(lambda: followers[0].ready_at and followers[1].ready_at, timeout=5, message="two admissions")
+    try:
+        wait_until(lambda: followers[0].ready_at and followers[1].ready_at, timeout=15, message="two admissions")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {[(f.events, f.error) for f in followers]}") from None
     print(f"capacity 1 -> 3 on host A: host B's waiters ready after "
           f"{max(f.ready_at for f in followers[:2]) - changed_at:.3f} s")
     assert followers[2].ready_at is None  # the third still waits: 3 slots, 3 holders
@@ -164,7 +171,7 @@ def test_removing_a_downloading_token_frees_its_slot_for_the_next(app, gunicorn,
 
     removed = admin(server.url, "DELETE", f"/tokens/{token_id(holder)}")
     assert removed.json() == {"removed": True, "previous_state": "downloading"}
-    wait_until(lambda: follower.ready_at, timeout=5, message="the next waiter admitted")
+    wait_until(lambda: follower.ready_at, timeout=15, message="the next waiter admitted")
     received = 64 << 10
     while chunk := raw.read(256 << 10):  # still slow (~5 MB/s): cut at the transfer's next report
         received += len(chunk)

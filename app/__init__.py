@@ -18,6 +18,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__)
     config = config or load_config(**overrides)
     app.config.from_object(config)
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 365 * 86400  # static URLs carry their content's hash
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))

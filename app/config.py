@@ -72,6 +72,8 @@ class Config:
         self.SECRET_KEY = env.get("SECRET_KEY") or (
             DEV_SECRET if self.APP_ENV in LOCAL_ENVS else None
         )
+        # old keys still accepted for tokens (and Flask's sessions) during a rotation, oldest first
+        self.SECRET_KEY_FALLBACKS = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
         instance = Path(env.get("INSTANCE_DIR", Path.cwd() / "instance")).resolve()
         self.INSTANCE_DIR = str(instance)
         self.SQLALCHEMY_DATABASE_URI = normalize_database_url(

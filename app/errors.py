@@ -34,6 +34,9 @@ TokenExpired = _error("TokenExpired", "token_expired", 410, "The token has expir
 TokenSpent = _error("TokenSpent", "token_spent", 410, "The token has already been used.")
 TokenRemoved = _error("TokenRemoved", "token_removed", 410, "An operator removed this token from the queue.")
 InvalidRequest = _error("InvalidRequest", "invalid_request", 400, "The request body is not valid.")
+PreconditionFailed = _error(
+    "PreconditionFailed", "precondition_failed", 412, "A precondition of the request does not hold."
+)
 RangeNotSatisfiable = _error(
     "RangeNotSatisfiable", "range_not_satisfiable", 416, "The requested range is not satisfiable."
 )

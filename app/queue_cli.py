@@ -19,7 +19,7 @@ from .queue.engine import QueueEngine
 from .queue.states import QueueMode
 from .runtime import runtime
 from .services import operating
-from .services.tokens import verify_token
+from .services.tokens import verification_keys, verify_token
 
 queue_cli = AppGroup("queue", help="See and steer the download queue (all hosts).")
 
@@ -98,7 +98,7 @@ def remove_command(token: str) -> None:
     token_id = token
     if "." in token:
         try:
-            token_id = verify_token(current_app.config["SECRET_KEY"], token, now=0).token_id
+            token_id = verify_token(verification_keys(current_app.config), token, now=0).token_id
         except AppError as exc:
             raise click.ClickException(exc.message) from exc
     result = _run(lambda engine: operating.remove_token(engine, _actor(), token_id))

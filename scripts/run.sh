@@ -29,6 +29,20 @@ if [ -z "${REDIS_URL:-}" ]; then
   echo "embedded Redis (valkey-server) on $REDIS_URL"
 fi
 
+# what the flask CLI needs in a new shell (`.venv/bin/flask files list`): python-dotenv loads it;
+# a .flaskenv of your own (without this script's first line) is left alone
+if [ ! -f .flaskenv ] || head -1 .flaskenv | grep -q "written by scripts/run.sh"; then
+  {
+    echo "# written by scripts/run.sh: the settings of its last run, for the flask CLI"
+    echo "FLASK_APP=wsgi"
+    echo "APP_ENV=$APP_ENV"
+    echo "INSTANCE_DIR=$INSTANCE_DIR"
+    echo "FILES_ROOT=$FILES_ROOT"
+    echo "REDIS_URL=$REDIS_URL"
+    if [ -n "${DATABASE_URL:-}" ]; then echo "DATABASE_URL=$DATABASE_URL"; fi
+  } > .flaskenv
+fi
+
 flask --app wsgi db upgrade
 if [ ! -f "$FILES_ROOT/demo-100MiB.bin" ]; then
   head -c $((100 * 1024 * 1024)) /dev/urandom > "$FILES_ROOT/demo-100MiB.bin"

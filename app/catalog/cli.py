@@ -27,10 +27,10 @@ def add_command(path: str, name: str | None, public: bool) -> None:
 
 @files_cli.command("list")
 def list_command() -> None:
-    """List every catalog file."""
+    """List every catalog file: id, visibility, size, sha256, name, path (tab-separated)."""
     for record in service.list_files():
         visibility = "public" if record.public else "private"
-        click.echo(f"{record.id}\t{visibility}\t{record.size}\t{record.name}\t{record.path}")
+        click.echo(f"{record.id}\t{visibility}\t{record.size}\t{record.sha256}\t{record.name}\t{record.path}")
 
 
 @files_cli.command("remove")

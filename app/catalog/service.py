@@ -67,6 +67,10 @@ def get_file(file_id: int) -> File:
     return record
 
 
+def file_name(file_id: int) -> str:
+    return get_file(file_id).name
+
+
 def list_files(public_only: bool = False) -> list[File]:
     query = db.select(File).order_by(File.id)
     if public_only:

@@ -1,7 +1,7 @@
 """The HTTP layer: blueprints that parse requests and render responses, nothing more."""
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, Response, request
 
 
 def register_http(app: Flask) -> None:
@@ -15,6 +15,19 @@ def register_http(app: Flask) -> None:
     @app.before_request
     def name_route() -> None:
         request.environ[ROUTE_KEY] = request.url_rule.rule if request.url_rule else "unmatched"
+
+    @app.after_request
+    def caching(response: Response) -> Response:
+        """Live JSON is never stored; pages briefly; Retry-After only where RFC 9110 gives it a
+        meaning (Flask-Limiter adds it to successes too)."""
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        if "Cache-Control" not in response.headers:
+            if response.mimetype == "application/json":
+                response.headers["Cache-Control"] = "no-store"
+            elif response.mimetype == "text/html":
+                response.headers["Cache-Control"] = "max-age=60"
+        return response
 
     ratelimit.install(app)
     app.wsgi_app = RequestLog(  # type: ignore[method-assign]

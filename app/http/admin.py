@@ -31,6 +31,12 @@ def authenticate() -> None:
     g.actor = f"{user or 'admin'}@{request.remote_addr or 'unknown'}"
 
 
+@bp.after_request
+def private(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _engine():  # noqa: ANN202 - the process's QueueEngine
     return runtime(current_app).engine
 

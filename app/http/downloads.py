@@ -5,7 +5,7 @@ import unicodedata
 from email.utils import format_datetime
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request, url_for
 
 from ..services import downloading
 from ..services.downloading import Download
@@ -33,7 +33,7 @@ def headers_for(download: Download) -> dict[str, str]:
         "ETag": download.etag,
         "Last-Modified": format_datetime(download.last_modified, usegmt=True),
         "Accept-Ranges": "bytes",
-        "Cache-Control": "private, no-store",
+        "Cache-Control": "no-store",
     }
     if sel.partial:
         headers["Content-Range"] = sel.content_range(download.size)
@@ -41,9 +41,12 @@ def headers_for(download: Download) -> dict[str, str]:
 
 
 def serve(app: Flask, token: str) -> Response:
-    download = downloading.describe(app, token, request.range, request.if_range)
-    status = 206 if download.selection.partial else 200
+    download = downloading.describe(app, token, request.range, request.headers.get("If-Range"))
     headers = headers_for(download)
+    # a client whose copy is current hears so without spending the token or touching the queue
+    if downloading.not_modified(download, request.headers, request.method):
+        return Response(status=304, headers={k: headers[k] for k in ("ETag", "Last-Modified", "Cache-Control")})
+    status = 206 if download.selection.partial else 200
     if request.method == "HEAD":
         downloading.check_turn(app, download)
         return Response(status=status, headers=headers)
@@ -60,5 +63,12 @@ def serve(app: Flask, token: str) -> Response:
 
 
 @bp.route("/api/v1/downloads/<token>", methods=["GET", "HEAD"])
-def download(token: str) -> Response:
+@bp.route("/api/v1/downloads/<token>/<filename>", methods=["GET", "HEAD"])
+def download(token: str, filename: str | None = None) -> Response:
+    """The name in the URL is for tools that save under the URL's last segment (wget, curl -O)."""
     return serve(current_app._get_current_object(), token)  # type: ignore[attr-defined]
+
+
+def download_url(token: str, name: str) -> str:
+    """The download URL ending in the file's name (no slashes in it)."""
+    return url_for("downloads.download", token=token, filename=name.replace("/", "_") or "download")

@@ -42,6 +42,8 @@ ERRORS: dict[int, tuple[str, str]] = {
     404: ("No such file or route.", "not_found, unknown_file"),
     409: ("The token may not download now.", "not_your_turn, not_in_queue"),
     410: ("The token can no longer be used.", "token_expired, token_spent, token_removed"),
+    412: ("If-Match / If-Unmodified-Since failed: the file is not the one the client has.",
+          "precondition_failed"),
     416: ("The range is outside the file.", "range_not_satisfiable"),
     429: ("Too many requests or connections.", "rate_limited, too_many_connections"),
     500: ("A bug; the response never carries a stack trace.", "internal"),
@@ -52,6 +54,8 @@ TOKEN = {"name": "token", "in": "path", "required": True, "description": "A sign
          "schema": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[A-Za-z0-9_.-]+$"}}
 FILE_ID = {"name": "file_id", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}}
+FILENAME = {"name": "filename", "in": "path", "required": True, "description": "Any name; the token decides the file.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/]+$"}}
 TOKEN_ID = {"name": "token_id", "in": "path", "required": True, "description": "A token's id (not the token).",
             "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"}}
 
@@ -146,7 +150,15 @@ def _object(**properties: dict[str, Any]) -> dict[str, Any]:
 ERROR_EVENT = {"$ref": "#/components/schemas/Error"}
 WAIT_EVENTS = {
     "position": _object(position={"type": "integer"}, eta_seconds=NULLABLE_INT, **LINE),
-    "ready": _object(download_url={"type": "string"}, expires_at={"type": "string", "format": "date-time"}),
+    "ready": _object(download_url={"type": "string"},
+                     admit_deadline={"type": "string", "format": "date-time",
+                                     "description": "Start the download before this, or the slot goes on."}),
+    "error": ERROR_EVENT,
+}
+PROGRESS_EVENTS = {
+    "progress": _object(state={"type": "string"}, bytes={"type": "integer"}, size={"type": "integer"},
+                        rate_bytes_per_second={"type": "integer"}, eta_seconds=NULLABLE_INT),
+    "done": _object(bytes={"type": "integer"}, size={"type": "integer"}, sha256={"type": "string"}),
     "error": ERROR_EVENT,
 }
 # the seed's stream: unnamed messages carrying the place in line (0: download now), or an error
@@ -161,14 +173,16 @@ HTML = _text("text/html", "An HTML page.")
 ADMIN_ERRORS = (401, 403, 503)
 FILE_BODY = {"description": "The file (200) or the requested range (206).",
              "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
-DOWNLOAD_ERRORS = (403, 404, 409, 410, 416, 429, 503)
+DOWNLOAD_ERRORS = (403, 404, 409, 410, 412, 416, 429, 503)
+NOT_MODIFIED = {"description": "If-None-Match / If-Modified-Since: the client's copy is current."}
 
 
-def _download(summary: str) -> dict[str, Any]:
-    get = _op(summary, {200: FILE_BODY, 206: FILE_BODY}, DOWNLOAD_ERRORS, tag="downloads", params=(TOKEN,))
+def _download(summary: str, params: tuple[dict[str, Any], ...] = (TOKEN,)) -> dict[str, Any]:
+    get = _op(summary, {200: FILE_BODY, 206: FILE_BODY, 304: NOT_MODIFIED}, DOWNLOAD_ERRORS, tag="downloads",
+              params=params)
     head = _op(summary + " (headers only)", {200: {"description": "Headers of the file."},
-                                             206: {"description": "Headers of the range."}},
-               DOWNLOAD_ERRORS, tag="downloads", params=(TOKEN,))
+                                             206: {"description": "Headers of the range."}, 304: NOT_MODIFIED},
+               DOWNLOAD_ERRORS, tag="downloads", params=params)
     return {"get": get, "head": head}
 
 
@@ -192,6 +206,7 @@ def document() -> dict[str, Any]:
                 security=[{"metricsToken": []}])},
             "/api/v1/openapi.json": {"get": _op("This document", {200: _json({"type": "object"})}, (), tag="ops")},
             "/": {"get": _op("The list of public files", {200: HTML}, (503,), tag="pages")},
+            "/favicon.ico": {"get": _op("The icon", {200: _text("image/svg+xml", "An SVG icon.")}, (), tag="pages")},
             "/files/{file_id}": {"get": _op("A file's download page", {200: HTML}, (404, 503), tag="pages",
                                             params=(FILE_ID,))},
             "/api/v1/files/{file_id}/tokens": {"post": _op(
@@ -221,7 +236,14 @@ def document() -> dict[str, Any]:
             "/api/v1/queue/{token}/status": {"get": _op("The token's state (a poll keeps a waiter's place)",
                                                         {200: _json(TOKEN_STATUS)}, (403, 404, 503),
                                                         tag="queue", params=(TOKEN,))},
+            "/api/v1/queue/{token}/progress": {"get": _op(
+                "The download's progress as the server counts it (bytes the client acknowledged)", {
+                    200: _sse("`progress` about once a second while the slot is held, then `done` or `error`.",
+                              PROGRESS_EVENTS)}, (403, 404, 410, 503), tag="queue", params=(TOKEN,))},
             "/api/v1/downloads/{token}": _download("Download the file of an admitted token (Range, If-Range)"),
+            "/api/v1/downloads/{token}/{filename}": _download(
+                "The same, under a URL ending in the file's name (what wget and curl -O save as)",
+                (TOKEN, FILENAME)),
             "/request/generate/{file_id}": {
                 method: _op("Seed protocol: issue a token as text/plain", {200: _text("text/plain", "The token.")},
                             (401, 403, 404, 429, 503), tag="seed", params=(FILE_ID,))

@@ -1,7 +1,12 @@
 """The browser pages: the list of public files and one file's download page."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+import hashlib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template
 
 from ..catalog.service import get_file, list_files
 from ..errors import UnknownFile
@@ -21,6 +26,26 @@ def human_size(size: int) -> str:
 @bp.app_template_filter("human_size")
 def human_size_filter(size: int) -> str:
     return human_size(size)
+
+
+@cache
+def asset_version(folder: str, filename: str) -> str:
+    """A short hash of a static file: its URL changes with its content, so it may be cached for good."""
+    try:
+        return hashlib.sha256((Path(folder) / filename).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "0"
+
+
+@bp.app_url_defaults
+def version_static(endpoint: str, values: dict[str, Any]) -> None:
+    if endpoint == "static" and "filename" in values and current_app.static_folder:
+        values.setdefault("v", asset_version(current_app.static_folder, values["filename"]))
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    return current_app.send_static_file("favicon.svg")
 
 
 @bp.get("/")

@@ -3,41 +3,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from ..catalog.service import file_name
 from ..errors import AppError
 from ..services import waiting
 from ..services.waiting import QueueEvent
+from .downloads import download_url
 from .sse import Message, json_message, stream
 
 bp = Blueprint("queue", __name__, url_prefix="/api/v1/queue")
 
 
-def open_feed(app: Flask, token: str, client_addr: str) -> Iterator[QueueEvent]:
-    """Join now (inside the request); errors become the feed's only event."""
+def open_feed(app: Flask, token: str, client_addr: str) -> tuple[Iterator[QueueEvent], str]:
+    """Join now (inside the request): the feed and the token's download URL; errors become the
+    feed's only event."""
     try:
         claims, snap = waiting.join(app, token, client_addr, hold=True)
     except AppError as exc:
-        return iter([QueueEvent("error", exc.to_dict())])
-    return waiting.events(app, claims, snap, client_addr)
+        return iter([QueueEvent("error", exc.to_dict())]), ""
+    return waiting.events(app, claims, snap, client_addr), download_url(token, file_name(claims.file_id))
 
 
-def v1_message(event: QueueEvent, download_url: str) -> Message:
+def v1_message(event: QueueEvent, url: str) -> Message:
     if event.kind == "heartbeat":
         return Message(comment="heartbeat")
     if event.kind == "closed":
         return Message(comment="server restarting; reconnect")
     if event.kind == "ready":
-        return json_message("ready", {"download_url": download_url, **event.data}, event.id)
+        return json_message("ready", {"download_url": url, **event.data}, event.id)
     return json_message(event.kind, event.data, event.id)
 
 
 @bp.get("/<token>", endpoint="stream")
 def stream_view(token: str) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    download_url = url_for("downloads.download", token=token)
-    feed = open_feed(app, token, request.remote_addr or "")
-    return stream(feed, lambda event: v1_message(event, download_url))
+    feed, url = open_feed(app, token, request.remote_addr or "")
+    return stream(feed, lambda event: v1_message(event, url))
 
 
 @bp.post("/<token>")
@@ -49,6 +51,12 @@ def join(token: str) -> Response:
 @bp.get("/<token>/status")
 def status(token: str) -> Response:
     return jsonify(with_urls(waiting.status(current_app, token), token))
+
+
+@bp.get("/<token>/progress")
+def progress(token: str) -> Response:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return stream(waiting.progress(app, token), lambda event: json_message(event.kind, event.data, event.id))
 
 
 @bp.delete("/<token>")
@@ -63,5 +71,5 @@ def summary() -> Response:
 
 def with_urls(body: dict[str, object], token: str) -> dict[str, object]:
     if body["state"] in ("ready", "downloading"):
-        body["download_url"] = url_for("downloads.download", token=token)
+        body["download_url"] = download_url(token, file_name(waiting.claims_for(current_app, token, True).file_id))
     return body

@@ -18,7 +18,7 @@ bp = Blueprint("seed", __name__, url_prefix="/request")
 
 @bp.route("/generate/<int:file_id>", methods=["GET", "POST"])
 def generate(file_id: int) -> Response:
-    token, _claims = issue_for_file(current_app, file_id, request.headers.get("Authorization"))
+    token, _claims, _name = issue_for_file(current_app, file_id, request.headers.get("Authorization"))
     return Response(token, mimetype="text/plain")
 
 
@@ -36,7 +36,7 @@ def seed_message(event: QueueEvent) -> Message:
 @bp.get("/order/<token>")
 def order(token: str) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    feed = open_feed(app, token, request.remote_addr or "")
+    feed, _url = open_feed(app, token, request.remote_addr or "")
     return stream(feed, seed_message)
 
 

@@ -5,19 +5,22 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..services.issuing import issue_for_file
 from ..services.tokens import iso_utc
+from .downloads import download_url
 
 bp = Blueprint("tokens", __name__)
 
 
 @bp.post("/api/v1/files/<int:file_id>/tokens")
 def create_token(file_id: int) -> tuple[Response, int]:
-    token, claims = issue_for_file(current_app, file_id, request.headers.get("Authorization"))
+    token, claims, name = issue_for_file(current_app, file_id, request.headers.get("Authorization"))
     body = {
         "token": token,
         "file_id": claims.file_id,
         "expires_at": iso_utc(claims.expires_at),
         "queue_url": url_for("queue.stream", token=token),
         "status_url": url_for("queue.status", token=token),
-        "download_url": url_for("downloads.download", token=token),
+        "download_url": download_url(token, name),
     }
-    return jsonify(body), 201
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"  # it carries a credential
+    return response, 201

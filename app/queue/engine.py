@@ -122,6 +122,8 @@ class TokenView:
     state: TokenState
     position: int = 0
     lease: int = 0
+    bytes: int = 0  # acknowledged by the client so far (admitted tokens)
+    size: int = 0
 
 
 @dataclass
@@ -167,7 +169,7 @@ class Snapshot:
             seq=data.get("seq"),
             admitted=list(data.get("admitted") or []),
             removed=[int(s) for s in data.get("removed") or []],
-            tokens={k: TokenView(TokenState(v[0]), int(v[1]), int(v[2])) for k, v in tokens.items()},
+            tokens={k: TokenView(TokenState(v[0]), *(int(n) for n in v[1:5])) for k, v in tokens.items()},
             settings=QueueSettings.from_stored(stored) if stored else None,
             rebind=bool(data.get("rebind")),
             more=bool(data.get("more")),

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from werkzeug.datastructures import IfRange, Range
+from werkzeug.datastructures import Range
 
 from ..catalog.models import File
 from ..catalog.service import file_path, get_file
@@ -17,7 +18,7 @@ from ..queue.engine import Snapshot
 from ..queue.states import HELD, Reply
 from ..runtime import runtime
 from ..storage.bandwidth import HostShare
-from ..storage.ranges import Selection, select
+from ..storage.ranges import Selection, evaluate_preconditions, select
 from ..storage.sender import Transfer
 from .refusals import not_admitted, refusal
 from .tokens import TokenClaims
@@ -35,7 +36,7 @@ class Download:
     selection: Selection
 
 
-def describe(app: Flask, token: str, range_: Range | None, if_range: IfRange | None) -> Download:
+def describe(app: Flask, token: str, range_: Range | None, if_range: str | None) -> Download:
     """Validate the token and work out which bytes of which file the request gets."""
     claims = claims_for(app, token)
     record = get_file(claims.file_id)
@@ -50,6 +51,11 @@ def describe(app: Flask, token: str, range_: Range | None, if_range: IfRange | N
     last_modified = datetime.fromtimestamp(int(stat.st_mtime), tz=UTC)
     selection = select(record.size, range_, if_range, etag, last_modified)
     return Download(claims, record, str(path), record.size, etag, last_modified, selection)
+
+
+def not_modified(download: Download, headers: Mapping[str, str], method: str) -> bool:
+    """The request's conditionals: True for 304; a failed If-Match/If-Unmodified-Since raises 412."""
+    return evaluate_preconditions(headers, method, download.etag, download.last_modified) is not None
 
 
 def _refuse(state: str | None, position: int | None) -> None:

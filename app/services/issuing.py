@@ -8,8 +8,8 @@ from ..errors import Forbidden, Unauthorized
 from .tokens import TokenClaims, api_key_matches, issue_token
 
 
-def issue_for_file(app: Flask, file_id: int, authorization: str | None) -> tuple[str, TokenClaims]:
-    """A signed token for ``file_id``; private files need the issuer API key."""
+def issue_for_file(app: Flask, file_id: int, authorization: str | None) -> tuple[str, TokenClaims, str]:
+    """A signed token for ``file_id`` and the file's name; private files need the issuer API key."""
     record = get_file(file_id)
     if not record.public:
         expected = app.config["ISSUER_API_KEY"]
@@ -17,4 +17,5 @@ def issue_for_file(app: Flask, file_id: int, authorization: str | None) -> tuple
             raise Unauthorized("This file is private: send Authorization: Bearer <issuer API key>.")
         if not api_key_matches(expected, authorization):
             raise Forbidden("The issuer API key is not valid.")
-    return issue_token(app.config["SECRET_KEY"], record.id, app.config["TOKEN_TTL"])
+    token, claims = issue_token(app.config["SECRET_KEY"], record.id, app.config["TOKEN_TTL"])
+    return token, claims, record.name

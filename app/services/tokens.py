@@ -8,8 +8,10 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -30,8 +32,14 @@ class TokenClaims:
         return max(0, self.expires_at - int(time.time()))
 
 
-def _serializer(secret_key: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret_key, salt=SALT)
+def _serializer(secret_keys: str | Sequence[str]) -> URLSafeSerializer:
+    """Signs with the last key; verifies with any (a rotation keeps old keys as fallbacks)."""
+    return URLSafeSerializer(secret_keys if isinstance(secret_keys, str) else list(secret_keys), salt=SALT)
+
+
+def verification_keys(config: Mapping[str, Any]) -> list[str]:
+    """``SECRET_KEY_FALLBACKS`` then ``SECRET_KEY``: tokens signed before a rotation stay valid."""
+    return [*config["SECRET_KEY_FALLBACKS"], config["SECRET_KEY"]]
 
 
 def issue_token(secret_key: str, file_id: int, ttl: int) -> tuple[str, TokenClaims]:
@@ -41,11 +49,11 @@ def issue_token(secret_key: str, file_id: int, ttl: int) -> tuple[str, TokenClai
 
 
 def verify_token(
-    secret_key: str, token: str, file_id: int | None = None, now: float | None = None
+    secret_keys: str | Sequence[str], token: str, file_id: int | None = None, now: float | None = None
 ) -> TokenClaims:
     """Return the token's claims or raise ``InvalidToken`` / ``TokenExpired`` (checked at ``now``)."""
     try:
-        payload = _serializer(secret_key).loads(token)
+        payload = _serializer(secret_keys).loads(token)
         claims = TokenClaims(str(payload["t"]), int(payload["f"]), int(payload["e"]))
     except (BadSignature, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise InvalidToken("The token is invalid or has been tampered with.") from exc

@@ -10,14 +10,14 @@ from typing import Any
 from flask import Flask
 
 from ..catalog.service import get_file
-from ..errors import AppError, TokenExpired
+from ..errors import AppError, NotInQueue, TokenExpired
 from ..logs import token_ref
 from ..queue.engine import QueueEngine, Snapshot
-from ..queue.states import TokenState
+from ..queue.states import HELD, TokenState
 from ..queue.tracker import WaiterState
 from ..runtime import runtime
 from .refusals import lapsed, refusal
-from .tokens import TokenClaims, iso_utc, verify_token
+from .tokens import TokenClaims, iso_utc, verification_keys, verify_token
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,11 @@ class QueueEvent:
 
 def claims_for(app: Flask, token: str, allow_expired: bool = False) -> TokenClaims:
     try:
-        return verify_token(app.config["SECRET_KEY"], token)
+        return verify_token(verification_keys(app.config), token)
     except TokenExpired:
         if not allow_expired:
             raise
-        return verify_token(app.config["SECRET_KEY"], token, now=0)
+        return verify_token(verification_keys(app.config), token, now=0)
 
 
 def join(app: Flask, token: str, client_addr: str, hold: bool = False) -> tuple[TokenClaims, Snapshot]:
@@ -130,8 +130,8 @@ def events(app: Flask, claims: TokenClaims, snap: Snapshot, client_addr: str) ->
         while True:
             if waiter.state == WaiterState.READY:
                 admit_timeout = runtime(app).engine.settings.admit_timeout
-                expires_at = iso_utc(time.time() + admit_timeout)
-                yield QueueEvent("ready", {"expires_at": expires_at}, waiter.version)
+                deadline = iso_utc(time.time() + admit_timeout)
+                yield QueueEvent("ready", {"admit_deadline": deadline}, waiter.version)
                 return
             if waiter.state == WaiterState.GONE and waiter.lost and claims.expires_at > time.time():
                 hub.detach(waiter)
@@ -173,3 +173,45 @@ def _gone_event(engine: QueueEngine, claims: TokenClaims) -> QueueEvent:
     except AppError:
         state = None
     return QueueEvent("error", (refusal(state) or lapsed()).to_dict())
+
+
+PROGRESS_INTERVAL = 1.0
+
+
+def progress(app: Flask, token: str) -> Iterator[QueueEvent]:
+    """The download's progress as the server counts it (bytes the client acknowledged), about
+    once a second while the token holds its slot; then ``done`` (with the sha256 to compare) or
+    ``error``. Checks the token now, inside the request."""
+    claims = claims_for(app, token, allow_expired=True)
+    record = get_file(claims.file_id)
+    return _progress_events(runtime(app).engine, claims, record.size, record.sha256)
+
+
+def _progress_events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) -> Iterator[QueueEvent]:
+    last: tuple[float, int] | None = None
+    rate = 0.0
+    while True:
+        try:
+            view = engine.status([claims.token_id]).tokens[claims.token_id]
+        except AppError:
+            time.sleep(PROGRESS_INTERVAL)  # the store is away: the download may go on; ask again
+            continue
+        if view.state == TokenState.SPENT:
+            yield QueueEvent("done", {"bytes": size, "size": size, "sha256": sha256})
+            return
+        if view.state not in HELD:
+            error = refusal(view.state, position=view.position) or NotInQueue(
+                "The download stopped and its slot went to the next person; join the line again.")
+            yield QueueEvent("error", error.to_dict())
+            return
+        now, sent = time.monotonic(), min(view.bytes, size)
+        if last is not None and now > last[0]:
+            sample = max(0.0, (sent - last[1]) / (now - last[0]))
+            rate = sample if rate == 0 else 0.7 * rate + 0.3 * sample  # smoothed over a few seconds
+        last = (now, sent)
+        yield QueueEvent("progress", {
+            "state": CLIENT_STATES[view.state], "bytes": sent, "size": size,
+            "rate_bytes_per_second": round(rate),
+            "eta_seconds": round((size - sent) / rate) if rate > 0 else None,
+        })
+        time.sleep(PROGRESS_INTERVAL)

@@ -3,7 +3,8 @@
 -- ARGV[11] mode: read (no write but reaping) | renew (renew the presence of the waiters among
 --          them: a poll counts as being seen) | hold (this process's streams hold them: resync)
 -- ARGV[12..] token ids, at most 1000
--- Returns JSON: the snapshot plus tokens = {id: [state, position or 0, lease deadline or 0]},
+-- Returns JSON: the snapshot plus tokens = {id: [state, position or 0, lease deadline or 0,
+--   bytes the client acknowledged so far, file size]},
 --   state = waiting|admitted|downloading|paused|spent|removed|none. Reaps and admits first.
 local mode = ARGV[11]
 if mode ~= 'read' and mode ~= 'renew' and mode ~= 'hold' then bad('mode') end
@@ -25,11 +26,12 @@ for n = 12, #ARGV do
         attend(id, info)
       end
     end
-    tokens[id] = {info.s, position(id) or 0, tonumber(redis.call('ZSCORE', A, id) or 0)}
+    tokens[id] = {info.s, position(id) or 0, tonumber(redis.call('ZSCORE', A, id) or 0), info.b or 0,
+      info.z or 0}
   elseif ended(id) then
-    tokens[id] = {ended(id), 0, 0}
+    tokens[id] = {ended(id), 0, 0, 0, 0}
   else
-    tokens[id] = {'none', 0, 0}
+    tokens[id] = {'none', 0, 0, 0, 0}
   end
 end
 return reply(snap, {tokens = tokens})

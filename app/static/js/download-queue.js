@@ -3,7 +3,7 @@
  *
  *   const place = joinQueue(fileId, {
  *     onPosition(view) {},  // {position, waiting, active, capacity, eta_seconds}
- *     onReady(ready) {},    // {download_url, expires_at, token}: start the download now
+ *     onReady(ready) {},    // {download_url, admit_deadline, token}: start the download now
  *     onError(error) {},    // {code, message, retry_after?}: the place is gone (or never given)
  *     onState(state) {},    // "joining" | "waiting" | "reconnecting"
  *   });

@@ -1,6 +1,7 @@
 """Issue 2: configuration, catalog CLI, signed tokens, errors and health against real services."""
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -30,8 +31,9 @@ def test_token_round_trip(client, make_file):
     assert body["file_id"] == file_id
     assert body["queue_url"] == f"/api/v1/queue/{token}"
     assert body["status_url"] == f"/api/v1/queue/{token}/status"
-    assert body["download_url"] == f"/api/v1/downloads/{token}"
+    assert body["download_url"] == f"/api/v1/downloads/{token}/data.bin"  # what wget saves it as
     assert body["expires_at"].endswith("Z")
+    assert response.headers["Cache-Control"] == "no-store" and "Retry-After" not in response.headers
     claims = verify_token(SECRET, token, file_id=file_id)
     assert claims.file_id == file_id and claims.ttl > 3000
     assert client.get(body["status_url"]).get_json()["state"] == "not_queued"
@@ -153,7 +155,8 @@ def test_cli_add_list_remove(app, tmp_path):
     assert result.exit_code == 0, result.output
     file_id = int(result.output.strip().splitlines()[-1])
     listed = runner.invoke(args=["files", "list"]).output
-    assert f"{file_id}\tpublic\t1000\tMovie\tsub/movie.mp4" in listed
+    sha = hashlib.sha256(b"x" * 1000).hexdigest()
+    assert f"{file_id}\tpublic\t1000\t{sha}\tMovie\tsub/movie.mp4" in listed
     absolute = runner.invoke(args=["files", "add", os.path.join(root, "sub", "movie.mp4")])
     assert absolute.exit_code != 0 and "already registered" in absolute.output
     outside = runner.invoke(args=["files", "add", "../../etc/passwd"])

@@ -85,7 +85,8 @@ def test_thirty_clients_in_order_never_more_than_capacity(app, gunicorn, make_fi
             positions, last = wait_turn(server.url, token, on_first=on_first_event)
             assert last.event == "ready", last
             assert all_joined.wait(60)
-            assert last.json()["download_url"] == f"/api/v1/downloads/{token}"
+            assert last.json()["download_url"] == f"/api/v1/downloads/{token}/big.bin"
+            assert last.json()["admit_deadline"].endswith("Z")
             status, digest, size = download_sha(server.url, token)
             results[n] = (token, status, digest, size, positions)
         except Exception as exc:  # noqa: BLE001 - reported below
@@ -216,7 +217,7 @@ def test_status_delete_and_summary(gunicorn, make_file):
     assert (summary["capacity"], summary["active"], summary["waiting"]) == (1, 1, 2)
     assert requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5).json()["position"] == 2
     status_a = requests.get(f"{server.url}/api/v1/queue/{a}/status", timeout=5).json()
-    assert status_a["state"] == "ready" and status_a["download_url"] == f"/api/v1/downloads/{a}"
+    assert status_a["state"] == "ready" and status_a["download_url"].startswith(f"/api/v1/downloads/{a}/")
     # c keeps its place by polling; b does not poll and lapses after WAIT_GRACE
     for _ in range(6):
         time.sleep(0.5)

@@ -262,3 +262,36 @@ def test_gunicorn_serves_tokens_and_errors(gunicorn, make_file):
     assert requests.get(f"{server.url}/api/v1/queue/{token}x/status", timeout=5).status_code == 403
     assert requests.post(f"{server.url}/api/v1/files/424242/tokens", timeout=5).status_code == 404
     assert requests.get(f"{server.url}/healthz", timeout=5).json()["status"] == "ok"
+
+
+def test_a_key_rotation_keeps_tokens_signed_with_the_previous_key(settings, make_file):
+    file_id, _ = make_file()
+    old_token, _ = issue_token("the-previous-key-rotated-out", file_id, 600)
+    stranger, _ = issue_token("a-key-this-deployment-never-had", file_id, 600)
+    app = create_app(load_config(**{**settings, "SECRET_KEY": "the-new-key-after-rotation",
+                                    "SECRET_KEY_FALLBACKS": ["the-previous-key-rotated-out"]}))
+    client = app.test_client()
+    joined = client.post(f"/api/v1/queue/{old_token}")
+    assert joined.status_code == 200 and joined.json["state"] == "ready"
+    refused = client.post(f"/api/v1/queue/{stranger}")
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "invalid_token"
+    fresh = client.post(f"/api/v1/files/{file_id}/tokens").json["token"]
+    assert verify_token("the-new-key-after-rotation", fresh).file_id == file_id  # new tokens: the new key
+    assert load_config({"APP_ENV": "test", "SECRET_KEY_FALLBACKS": "a, b,,"}).SECRET_KEY_FALLBACKS == ["a", "b"]
+
+
+def test_flask_cli_in_a_new_shell_reads_the_flaskenv(settings, make_file, tmp_path):
+    """What run.sh leaves behind: a new shell's `flask files list` needs no flags or exports."""
+    file_id, path = make_file("notes.txt", size=100)
+    (tmp_path / ".flaskenv").write_text(
+        f"FLASK_APP={ROOT / 'wsgi.py'}\nAPP_ENV=local\nDATABASE_URL={settings['SQLALCHEMY_DATABASE_URI']}\n"
+        f"FILES_ROOT={settings['FILES_ROOT']}\nREDIS_URL={settings['REDIS_URL']}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("APP_ENV", "SECRET_KEY", "FLASK_APP", "DATABASE_URL")}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, "-m", "flask", "files", "list"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"{file_id}\tpublic\t100\t{hashlib.sha256(path.read_bytes()).hexdigest()}\tnotes.txt" in result.stdout
+    limiter = subprocess.run([sys.executable, "-m", "flask", "limiter", "config"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert limiter.returncode == 0, limiter.stderr  # its extra is installed: the group works

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import signal
 import subprocess
@@ -279,3 +280,69 @@ def test_a_slot_taken_back_mid_transfer_ends_quietly(gunicorn, make_file, tmp_pa
     log = (tmp_path / "gunicorn-0.log").read_text()
     wait_until(lambda: "download slot reclaimed" in (tmp_path / "gunicorn-0.log").read_text(), message="log")
     assert "Traceback" not in log and "Error handling request" not in log
+
+
+def test_conditional_requests_follow_rfc_9110(served):
+    server, _, path, admitted = served
+    token = admitted()
+    url = f"{server.url}/api/v1/downloads/{token}"
+    head = requests.head(url, timeout=5)
+    etag, modified = head.headers["ETag"], head.headers["Last-Modified"]
+    long_ago, future = "Sat, 01 Jan 2000 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"
+    for headers in ({"If-None-Match": etag}, {"If-None-Match": f"W/{etag}"}, {"If-None-Match": f'"x", {etag}'},
+                    {"If-None-Match": "*"}, {"If-Modified-Since": modified}, {"If-Modified-Since": future}):
+        for method in ("GET", "HEAD"):
+            response = requests.request(method, url, headers=headers, timeout=5)
+            assert response.status_code == 304, (headers, method)
+            assert response.content == b"" and response.headers["ETag"] == etag
+    # a current copy costs nothing: the token was not spent and no download started
+    assert requests.get(f"{server.url}/api/v1/queue/{token}/status", timeout=5).json()["state"] == "ready"
+    for headers in ({"If-Match": '"other"'}, {"If-Match": f"W/{etag}"}, {"If-Unmodified-Since": long_ago},
+                    {"If-Match": '"other"', "If-None-Match": etag}):
+        response = requests.get(url, headers=headers, timeout=5)
+        assert response.status_code == 412, headers
+        assert response.json()["error"]["code"] == "precondition_failed"
+    for headers in ({"If-Match": etag}, {"If-Match": "*"}, {"If-Unmodified-Since": future},
+                    {"If-None-Match": '"other"'}, {"If-Modified-Since": long_ago},
+                    {"If-None-Match": '"other"', "If-Modified-Since": future}):  # the tag decides, not the date
+        assert requests.head(url, headers=headers, timeout=5).status_code == 200, headers
+    weak = requests.get(url, headers={"Range": "bytes=0-9", "If-Range": f"W/{etag}"}, stream=True, timeout=5)
+    assert weak.status_code == 200  # If-Range compares strongly: a weak tag means the whole file
+    weak.close()
+
+
+def test_wget_without_flags_saves_the_file_under_its_name(served, tmp_path):
+    server, file_id, path, _ = served
+    if shutil.which("wget") is None:
+        pytest.fail("wget is not installed (scripts/test.sh installs it)")
+    issued = requests.post(f"{server.url}/api/v1/files/{file_id}/tokens", timeout=5).json()
+    assert wait_turn(server.url, issued["token"])[1].event == "ready"
+    into = tmp_path / "wget"
+    into.mkdir()
+    subprocess.run(["wget", "-q", server.url + issued["download_url"]], cwd=into, check=True, timeout=60)
+    saved = list(into.iterdir())
+    assert [p.name for p in saved] == ["Résumé 2026 — final.tar.gz"]
+    assert sha(saved[0]) == sha(path)
+
+
+def test_cache_headers_say_what_may_be_stored(served):
+    server, file_id, _, admitted = served
+    token = admitted()
+
+    def get(path: str, **kwargs) -> requests.Response:
+        return requests.get(server.url + path, timeout=5, **kwargs)
+
+    for live in ("/api/v1/queue", f"/api/v1/queue/{token}/status", "/healthz", "/api/v1/queue/garbled/status"):
+        assert get(live).headers["Cache-Control"] == "no-store", live
+    issued = requests.post(f"{server.url}/api/v1/files/{file_id}/tokens", timeout=5)
+    assert issued.headers["Cache-Control"] == "no-store" and "Retry-After" not in issued.headers
+    assert requests.head(f"{server.url}/api/v1/downloads/{token}", timeout=5).headers["Cache-Control"] == "no-store"
+    page = get(f"/files/{file_id}")
+    assert page.headers["Cache-Control"] == "max-age=60"
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+    assert len(assets) >= 3 and all("?v=" in a for a in assets)
+    for asset in assets:
+        response = get(asset)
+        assert response.status_code == 200 and "max-age=31536000" in response.headers["Cache-Control"], asset
+    icon = get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["Content-Type"].startswith("image/svg+xml")

@@ -207,3 +207,57 @@ def test_admin_page_shows_the_line_and_a_download_live_and_steers_it(browser, gu
     context.close()
 
 
+
+
+SPY = """
+window.__notes = [];
+window.__hidden = false;
+Object.defineProperty(document, "hidden", { get: () => window.__hidden });
+const RealNotification = window.Notification;
+window.Notification = function (title, options) { window.__notes.push(title); return new RealNotification(title, options); };
+window.Notification.permission = RealNotification.permission;
+window.Notification.requestPermission = () => RealNotification.requestPermission();
+"""
+
+
+def test_progress_title_notification_and_one_download(browser, gunicorn, make_file, tmp_path):
+    file_id, path = make_file("big.bin", size=32 * 1024 * 1024, display="Big.bin")  # ~4 s at 8 MiB/s
+    server = gunicorn(**PAGE)
+    first = open_page(browser, f"{server.url}/files/{file_id}")
+    downloads = {"first": 0, "second": 0}
+    first.on("download", lambda d: downloads.__setitem__("first", downloads["first"] + 1))
+    with first.expect_download(timeout=30_000) as first_download:
+        first.click("#start")
+    first.wait_for_selector("#progress:not([hidden])")
+
+    context = browser.new_context(accept_downloads=True, permissions=["notifications"])
+    context.add_init_script(SPY)
+    second = context.new_page()
+    second.on("download", lambda d: downloads.__setitem__("second", downloads["second"] + 1))
+    second.goto(f"{server.url}/files/{file_id}")
+    second.check("#notify")
+    second.click("#start")
+    second.wait_for_selector("#state[data-state=waiting]")
+    assert second.title() == "#1 in line — Big.bin"
+    second.evaluate("window.__hidden = true")  # the person switched to another tab
+
+    seen = set()
+    while first.get_attribute("#state", "data-state") != "done":  # the bar moves, from the server's count
+        seen.add(int(first.eval_on_selector("#bar", "bar => bar.value")))
+        first.wait_for_timeout(200)
+    assert any(0 < value < 100 for value in seen), seen
+    assert first.eval_on_selector("#bar", "bar => bar.value") == 100
+    assert first.inner_text("#done-sha") == sha(path)
+    assert first.title() == "Done — Big.bin" and first.inner_text("#start") == "Download again"
+    first_download.value.save_as(tmp_path / "first.bin")
+    assert sha(tmp_path / "first.bin") == sha(path)
+
+    second.wait_for_selector("#state[data-state=downloading]", timeout=30_000)
+    assert second.evaluate("window.__notes") == ["Your turn: Big.bin"]
+    assert second.inner_text("#leave") == "Cancel download" and second.is_hidden("#start")
+    second.reload()  # a reload during the download follows it; it does not start a second one
+    second.wait_for_selector("#state[data-state=done]", timeout=30_000)
+    assert downloads == {"first": 1, "second": 1}
+    (OUTPUT / "screenshots").mkdir(parents=True, exist_ok=True)
+    second.screenshot(path=str(OUTPUT / "screenshots" / "done.png"), full_page=True)
+    context.close()

@@ -2,12 +2,17 @@
  * download-queue.js: a small browser client for the download queue. No build step, no deps.
  *
  *   const place = joinQueue(fileId, {
- *     onPosition(view) {},  // {position, waiting, active, capacity, eta_seconds}
+ *     onPosition(view) {},  // {position, waiting, active, capacity, eta_seconds, mode}
  *     onReady(ready) {},    // {download_url, admit_deadline, token}: start the download now
+ *     onProgress(p) {},     // {state, bytes, size, rate_bytes_per_second, eta_seconds}: about 1/s
+ *     onDone(done) {},      // {bytes, size, sha256}: the client acknowledged every byte
  *     onError(error) {},    // {code, message, retry_after?}: the place is gone (or never given)
  *     onState(state) {},    // "joining" | "waiting" | "reconnecting"
  *   });
- *   place.leave();          // give the place (or the slot) back
+ *   place.leave();          // give the place (or the slot) back: leaving, or cancelling a download
+ *
+ * After `ready`, the client follows the download's progress as the server counts it (what the
+ * browser acknowledged) when onProgress or onDone is given. Types: download-queue.d.ts.
  *
  * The token is kept in sessionStorage, so a reload (or a dropped connection) re-attaches
  * to the same place while the server keeps it (WAIT_GRACE). EventSource reconnects by
@@ -76,11 +81,13 @@
         call("onPosition", JSON.parse(event.data));
       });
       source.addEventListener("ready", function (event) {
-        finish();
+        source.close();
         var ready = JSON.parse(event.data);
         ready.token = ticket.token;
         ready.status_url = ticket.status_url;
         call("onReady", ready);
+        if (!finished && (handlers.onProgress || handlers.onDone)) follow();
+        else finish();
       });
       source.addEventListener("error", function (event) {
         if (event.data) {  // an error the server sent: the place is gone
@@ -92,6 +99,23 @@
           call("onState", source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting");
           if (source.readyState === EventSource.CLOSED) setTimeout(function () { if (!finished) listen(); }, 3000);
         }
+      });
+    }
+
+    function follow() {
+      source = new EventSource(ticket.queue_url + "/progress");
+      source.addEventListener("progress", function (event) { call("onProgress", JSON.parse(event.data)); });
+      source.addEventListener("done", function (event) {
+        finish();
+        forgetTicket(fileId);
+        call("onDone", JSON.parse(event.data));
+      });
+      source.addEventListener("error", function (event) {
+        if (event.data) {
+          finish();
+          forgetTicket(fileId);
+          call("onError", JSON.parse(event.data).error);
+        }  // else the connection dropped: EventSource reconnects and the count goes on
       });
     }
 

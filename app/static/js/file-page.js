@@ -1,119 +1,150 @@
-/* The download page: drives joinQueue() and keeps the person informed in plain words. */
+/* The download page: drives joinQueue() and keeps the person informed in plain words.
+ * One primary action at each state: Download → Leave the line → Cancel download → Download again. */
 (function () {
   "use strict";
 
   var root = document.getElementById("download");
   if (!root) return;
   var fileId = root.dataset.fileId;
+  var fileName = root.dataset.fileName;
   var $ = function (id) { return document.getElementById(id); };
   var el = {
     state: $("state"), place: $("place"), position: $("position"), eta: $("eta"),
     waiting: $("waiting"), active: $("active"), capacity: $("capacity"),
     message: $("message"), announce: $("announce"), start: $("start"), leave: $("leave"), fallback: $("fallback"),
+    progress: $("progress"), bar: $("bar"), progressText: $("progress-text"), done: $("done"), doneSha: $("done-sha"),
+    notify: $("notify"), notifyLabel: $("notify-label"),
   };
   var current = null;
+  var downloading = false;
   var lastAnnounced = null;
-  var statusTimer = null;
+
+  function human(seconds) {
+    if (seconds < 60) return Math.max(1, Math.round(seconds)) + " s";
+    var minutes = Math.round(seconds / 60);
+    if (minutes < 60) return minutes + " min";
+    return (Math.round(seconds / 360) / 10) + " h";
+  }
 
   function humanWait(seconds) {
     if (seconds === null || seconds === undefined) return "Working out how long the wait is…";
+    if (seconds === 0) return "A download slot is free: your turn is now.";
     if (seconds < 15) return "Your turn is moments away.";
-    if (seconds < 60) return "Estimated wait: less than a minute.";
-    var minutes = Math.round(seconds / 60);
-    if (minutes < 60) return "Estimated wait: about " + minutes + " minute" + (minutes === 1 ? "" : "s") + ".";
-    var hours = Math.round(seconds / 360) / 10;
-    return "Estimated wait: about " + hours + " hour" + (hours === 1 ? "" : "s") + ".";
+    return "Estimated wait: about " + human(seconds) + ".";
   }
+
+  function size(bytes) {
+    var units = ["bytes", "KiB", "MiB", "GiB", "TiB"], value = bytes, unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return unit === 0 ? value + " bytes" : value.toFixed(1) + " " + units[unit];
+  }
+
+  function title(text) { document.title = text ? text + " — " + fileName : fileName + " · Downloads"; }
 
   function setState(name, text) {
     el.state.dataset.state = name;
     el.state.textContent = text;
   }
 
-  function say(text) {
-    el.announce.textContent = text;
-  }
+  function say(text) { el.announce.textContent = text; }
 
-  function showMessage(text, actionLabel) {
+  function showMessage(text) {
     el.message.textContent = text;
     el.message.hidden = !text;
-    el.start.textContent = actionLabel || "Download";
   }
 
-  function idle(label) {
+  function primary(label) {  // the one action while not in line
     el.start.hidden = false;
     el.start.disabled = false;
     el.start.textContent = label || "Download";
     el.leave.hidden = true;
     el.place.hidden = true;
+    el.progress.hidden = true;
+    downloading = false;
   }
 
   function onPosition(view) {
     el.place.hidden = false;
     el.position.textContent = "#" + view.position;
-    el.eta.textContent = humanWait(view.eta_seconds);
+    el.eta.textContent = view.mode === "paused"
+      ? "The line is paused by its operators; you keep your place." : humanWait(view.eta_seconds);
     el.waiting.textContent = view.waiting;
     el.active.textContent = view.active;
     el.capacity.textContent = view.capacity;
     setState("waiting", "You are in line. Keep this page open; the download starts by itself.");
+    title("#" + view.position + " in line");
     if (view.position !== lastAnnounced) {
       lastAnnounced = view.position;
-      say("You are number " + view.position + " in line. " + humanWait(view.eta_seconds));
+      say("You are number " + view.position + " in line. " + el.eta.textContent);
     }
+  }
+
+  function notifyTurn() {
+    if (!el.notify.checked || !document.hidden || !("Notification" in window)) return;
+    if (Notification.permission === "granted") new Notification("Your turn: " + fileName, { body: "The download is starting." });
   }
 
   function onReady(ready) {
     el.place.hidden = true;
     el.leave.hidden = false;
-    setState("ready", "It's your turn: your download is starting.");
+    el.leave.textContent = "Cancel download";
+    downloading = true;
+    title("Your turn");
+    notifyTurn();
     say("It's your turn. Your download is starting.");
-    el.fallback.href = ready.download_url;
-    el.fallback.setAttribute("download", "");
-    el.fallback.hidden = false;
-    el.fallback.click();  // the browser's own download: nothing is buffered in this page
-    setState("downloading", "Downloading. Your browser shows the progress; you can leave this page open.");
-    watchUntilDone(ready.status_url);
+    // the browser's own download (nothing is buffered in this page), started once per token: a
+    // reload during the download follows its progress instead of starting a second one
+    var started = "download-queue:started:" + ready.token;
+    if (!sessionStorage.getItem(started)) {
+      sessionStorage.setItem(started, "1");
+      el.fallback.href = ready.download_url;
+      el.fallback.setAttribute("download", "");
+      el.fallback.click();
+    }
+    setState("downloading", "It's your turn: your browser is downloading the file.");
+    el.progress.hidden = false;
+    el.bar.value = 0;
+    el.progressText.textContent = "Starting…";
   }
 
-  function watchUntilDone(statusUrl) {
-    clearInterval(statusTimer);
-    statusTimer = setInterval(function () {
-      fetch(statusUrl).then(function (r) { return r.json(); }).then(function (status) {
-        if (status.state === "done") {
-          clearInterval(statusTimer);
-          if (current) current.forget();
-          current = null;
-          el.fallback.hidden = true;
-          setState("done", "Done: the whole file has been sent to your browser.");
-          say("Your download is complete.");
-          idle("Download again");
-        } else if (status.state === "not_queued" || status.state === "expired") {
-          clearInterval(statusTimer);
-          current = null;
-          setState("error", "The download did not finish in time and your slot was given to the next person.");
-          idle("Join the line again");
-        }
-      }).catch(function () { /* a missed poll is retried */ });
-    }, 2000);
+  function onProgress(p) {
+    var percent = p.size ? Math.floor((100 * p.bytes) / p.size) : 100;
+    el.bar.value = percent;
+    el.progressText.textContent = size(p.bytes) + " of " + size(p.size) + " (" + percent + " %)" +
+      (p.rate_bytes_per_second ? " · " + size(p.rate_bytes_per_second) + "/s" : "") +
+      (p.eta_seconds !== null && p.eta_seconds !== undefined ? " · about " + human(p.eta_seconds) + " left" : "");
+    title(percent + " % downloaded");
+  }
+
+  function onDone(done) {
+    current = null;
+    el.bar.value = 100;
+    el.done.hidden = false;
+    el.doneSha.textContent = done.sha256;
+    setState("done", "Done: your browser received the whole file (" + size(done.size) + ").");
+    say("Your download is complete.");
+    title("Done");
+    primary("Download again");
   }
 
   function onError(error) {
     current = null;
-    el.place.hidden = true;
-    el.fallback.hidden = true;
     var seconds = error.retry_after ? Math.max(1, Math.round(error.retry_after)) : null;
     var words = {
       queue_full: ["The line is full right now. Try again in about " + (seconds || 30) + " seconds.", "Try again"],
+      queue_draining: ["The line is closing and takes no newcomers right now. Try again later.", "Try again"],
       rate_limited: ["Too many requests from your address. Try again in about " + (seconds || 60) + " seconds.", "Try again"],
       token_expired: ["Your place expired. You can get a new place with one click.", "Get a new place"],
       token_spent: ["This download has already completed.", "Download again"],
-      not_in_queue: ["Your place in line lapsed because the page was away too long.", "Join the line again"],
+      token_removed: ["The operators removed this download from the line.", "Join the line again"],
+      not_in_queue: ["Your place or your download slot lapsed.", "Join the line again"],
       invalid_token: ["Your saved place could not be read.", "Get a new place"],
     }[error.code] || [error.message || "Something went wrong.", "Try again"];
     setState("error", "You are not in line.");
-    showMessage(words[0], words[1]);
+    showMessage(words[0]);
     say(words[0]);
-    idle(words[1]);
+    title("");
+    primary(words[1]);
   }
 
   function onState(state) {
@@ -123,23 +154,35 @@
 
   function start() {
     showMessage("");
+    el.done.hidden = true;
     el.start.disabled = true;
     el.start.hidden = true;
     el.leave.hidden = false;
-    current = joinQueue(fileId, { onPosition: onPosition, onReady: onReady, onError: onError, onState: onState });
+    el.leave.textContent = "Leave the line";
+    current = joinQueue(fileId, {
+      onPosition: onPosition, onReady: onReady, onProgress: onProgress, onDone: onDone,
+      onError: onError, onState: onState,
+    });
   }
 
   el.start.addEventListener("click", start);
   el.leave.addEventListener("click", function () {
-    clearInterval(statusTimer);
-    var place = current;
+    var place = current, cancelled = downloading;
     current = null;
     if (place) place.leave();
-    setState("left", "You left the line. Your place went to the next person.");
-    say("You left the line.");
-    el.fallback.hidden = true;
-    idle("Download");
+    var text = cancelled ? "You cancelled the download; your slot went to the next person."
+      : "You left the line. Your place went to the next person.";
+    setState("left", text);
+    say(text);
+    title("");
+    primary("Download");
   });
+  if ("Notification" in window) {
+    el.notifyLabel.hidden = false;
+    el.notify.addEventListener("change", function () {
+      if (el.notify.checked && Notification.permission === "default") Notification.requestPermission();
+    });
+  }
 
   if (DownloadQueue.savedTicket(fileId)) start();  // a reload re-attaches to the same place
 })();

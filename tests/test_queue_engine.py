@@ -452,7 +452,8 @@ def test_eta_from_bytes_before_any_rate_is_known(make_engine):
     snap = engine.summary()
     assert snap.rate == 0
     assert snap.eta_seconds(1) == pytest.approx(30, abs=1)
-    assert snap.eta_seconds(2) == pytest.approx(60, abs=2)
+    # then a download as long as this one's projected whole (10 s so far + 30 s left)
+    assert snap.eta_seconds(2) == pytest.approx(70, abs=2)
 
 
 def test_a_dead_process_that_handed_everything_to_its_kernel_completes(make_engine, client):
@@ -466,3 +467,33 @@ def test_a_dead_process_that_handed_everything_to_its_kernel_completes(make_engi
     assert engine.reap().admitted == ["b"]  # its kernel delivers the rest after the process died
     assert [e.get("outcome") for e in journal(engine) if e["event"] == "finished"] == ["completed"]
     assert engine.start("a", "c2", 800).state == "tail"  # a client that lacks them still resumes
+
+
+def test_eta_follows_each_slot_then_the_turnover(make_engine):
+    engine = make_engine(capacity=2, wait_grace=1000)
+    assert engine.summary().eta_seconds(1) == 0  # a free slot in an open line: now
+    join(engine, "fast", size=1000)
+    join(engine, "slow", size=1000)
+    join(engine, "w1")
+    assert engine.summary().eta_seconds(1) is None  # nothing started, nothing finished: unknown
+    engine.start("fast", "c1")
+    engine.start("slow", "c2")
+    advance(engine, 10)
+    engine.progress("fast", "c1", 0, 500, 500)  # 50 bytes/s: 10 s left, 20 s in all
+    engine.progress("slow", "c2", 0, 100, 100)  # 10 bytes/s: 90 s left, 100 s in all
+    snap = engine.summary()
+    assert sorted(snap.slots) == [pytest.approx(10, abs=0.1), pytest.approx(90, abs=0.1)]
+    assert snap.eta_seconds(1) == pytest.approx(10, abs=1)
+    assert snap.eta_seconds(2) == pytest.approx(90, abs=1)
+    assert snap.eta_seconds(3) == pytest.approx(10 + 60, abs=1)  # then the average projected download
+    engine.configure(mode="paused")
+    assert engine.summary().eta_seconds(1) == pytest.approx(10, abs=1)  # paused: no free slot is "now"
+
+
+def test_eta_counts_down_between_events():
+    from app.queue.engine import Snapshot
+
+    snap = Snapshot(now=0, waiting=1, active=1, capacity=1, rate=0, version=1, slots=[30.0], cycle=40.0)
+    assert snap.eta_seconds(1) == 30 and snap.eta_seconds(2) == 70
+    snap.seen_at -= 12  # received 12 s ago, nothing changed since
+    assert snap.eta_seconds(1) == 18 and snap.eta_seconds(2) == 58

@@ -138,7 +138,9 @@ class Snapshot:
     version: int
     epoch: int = 0
     mode: QueueMode = QueueMode.OPEN
-    drain: float = -1.0
+    slots: list[float] = field(default_factory=list)  # seconds until each slot frees (-1: unknown)
+    cycle: float = -1.0  # a download's average duration in seconds (-1: unknown)
+    seen_at: float = field(default_factory=time.monotonic)  # when this process got it
     state: str | None = None
     position: int | None = None
     seq: int | None = None
@@ -163,7 +165,8 @@ class Snapshot:
             version=int(data["version"]),
             epoch=int(data.get("epoch") or 0),
             mode=QueueMode(data.get("mode") or QueueMode.OPEN),
-            drain=float(data.get("drain", -1)),
+            slots=[float(x) for x in data.get("slots") or []],
+            cycle=float(data.get("cycle", -1)),
             state=data.get("state"),
             position=data.get("position"),
             seq=data.get("seq"),
@@ -177,17 +180,34 @@ class Snapshot:
         )
 
     def eta_seconds(self, position: int | None = None) -> int | None:
-        """Seconds until ``position`` is admitted: from the admission rate, else from the bytes
-        the running downloads still have to send (``drain``: seconds until the first finishes)."""
+        """Seconds until ``position`` is admitted, as of now; None only when nothing is known.
+
+        The first waiters take the slots in the order the running downloads should finish (their
+        remaining bytes at their own measured throughput: ``slots``); after those, each slot
+        turns over at the measured admission rate or, without one, every average download
+        (``cycle``). A free slot in an open line means now."""
         position = self.position if position is None else position
         if position is None:
             return None
-        if position <= 0:
+        free = self.capacity - self.active if self.mode != QueueMode.PAUSED else 0
+        ahead = position - 1 - max(0, free)  # slots that must free before this place's turn
+        if position <= 0 or ahead < 0:
             return 0
+        age = time.monotonic() - self.seen_at
+        slots = sorted(self.slots) if self.slots and min(self.slots) >= 0 else []
+        if slots:
+            first_round = max(0.0, slots[ahead % len(slots)] - age)
+            rounds = ahead // len(slots)
+            if rounds == 0:
+                return round(first_round)
+            if self.rate > 0:
+                return round(max(first_round, (ahead + 1) / self.rate - age))
+            if self.cycle > 0:
+                return round(first_round + rounds * self.cycle)
         if self.rate > 0:
-            return int(round(position / self.rate))
-        if self.drain >= 0:
-            return int(round(self.drain * -(-position // max(1, self.capacity))))
+            return round(max(0.0, (ahead + 1) / self.rate - age))
+        if self.cycle > 0:
+            return round(self.cycle * (ahead // max(1, self.capacity) + 1))
         return None
 
 

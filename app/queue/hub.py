@@ -305,8 +305,26 @@ class QueueHub:
         """Reclaim what ran out; after a burst (a dead process, many places lapsing at once) keep
         going, a bounded call at a time, with pauses that let other clients of Redis in."""
         for _ in range(REAP_BURST):
-            if not self.engine.reap().more or self._stop.wait(REAP_PAUSE):
+            snap = self.engine.reap()
+            self._freshen(snap)
+            if not snap.more or self._stop.wait(REAP_PAUSE):
                 return
+
+    def _freshen(self, snap: Snapshot) -> None:
+        """A reply at the version the tracker is at carries fresher figures (the running
+        downloads' progress, for the ETA): the line's snapshot becomes it."""
+        with self._lock:
+            last = self.tracker.last_snapshot
+            if last is not None and (last.epoch, last.version) == (snap.epoch, snap.version):
+                self.tracker.last_snapshot = snap
+
+    def line_for(self, waiter: Waiter) -> Snapshot:
+        """The freshest figures that match what this waiter has seen (its position is exact at
+        its version)."""
+        last = self.tracker.last_snapshot
+        if last is not None and (last.epoch, last.version) == (waiter.epoch, waiter.version):
+            return last
+        return waiter.snap
 
     def _retry_later(self) -> None:
         while self._later:

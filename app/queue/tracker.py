@@ -45,9 +45,6 @@ class Waiter:
         self.changed.clear()
         return woke
 
-    def eta_seconds(self) -> int | None:
-        return self.snap.eta_seconds(self.position)
-
 
 class Change(StrEnum):
     SAME = "same"

@@ -13,6 +13,7 @@ from ..catalog.service import get_file
 from ..errors import AppError, NotInQueue, TokenExpired
 from ..logs import token_ref
 from ..queue.engine import QueueEngine, Snapshot
+from ..queue.hub import NEAR_FRONT
 from ..queue.states import HELD, TokenState
 from ..queue.tracker import WaiterState
 from ..runtime import runtime
@@ -22,6 +23,16 @@ from .tokens import TokenClaims, iso_utc, verification_keys, verify_token
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
+ETA_REFRESH_SECONDS = 5.0  # a waiter's ETA is looked at again this often, even without news
+
+
+def _eta_moved(eta: int | None, sent: int | None, position: int) -> bool:
+    """Worth telling: any change near the front (the hub's NEAR_FRONT); further back, a tenth."""
+    if eta is None or sent is None:
+        return eta != sent
+    if position <= NEAR_FRONT:
+        return eta != sent
+    return abs(eta - sent) >= max(1, sent // 10)
 
 # engine state -> the state a client sees
 CLIENT_STATES = {
@@ -125,6 +136,8 @@ def events(app: Flask, claims: TokenClaims, snap: Snapshot, client_addr: str) ->
     hub = rt.hub
     waiter = hub.attach(claims.token_id, snap)
     last: tuple[Any, ...] | None = None
+    sent_eta: int | None = None
+    sent_at = time.monotonic()
     rt.metrics.streams.inc()
     try:
         while True:
@@ -149,15 +162,16 @@ def events(app: Flask, claims: TokenClaims, snap: Snapshot, client_addr: str) ->
             if waiter.state == WaiterState.CLOSED:
                 yield QueueEvent("closed", {})
                 return
-            line = waiter.snap
-            current = (waiter.position, line.waiting, line.active, line.capacity, waiter.eta_seconds(),
-                       str(line.mode))
-            if current != last:
-                last = current
-                yield QueueEvent("position", dict(zip(
-                    ("position", "waiting", "active", "capacity", "eta_seconds", "mode"), current, strict=True
-                )), waiter.version)
-            if not waiter.wait(HEARTBEAT_SECONDS):
+            line = hub.line_for(waiter)
+            eta = line.eta_seconds(waiter.position)
+            current = (waiter.position, line.waiting, line.active, line.capacity, str(line.mode))
+            if current != last or _eta_moved(eta, sent_eta, waiter.position):
+                last, sent_eta, sent_at = current, eta, time.monotonic()
+                yield QueueEvent("position", {
+                    "position": waiter.position, "waiting": line.waiting, "active": line.active,
+                    "capacity": line.capacity, "eta_seconds": eta, "mode": str(line.mode)}, waiter.version)
+            if not waiter.wait(ETA_REFRESH_SECONDS) and time.monotonic() - sent_at >= HEARTBEAT_SECONDS:
+                sent_at = time.monotonic()
                 yield QueueEvent("heartbeat", {})
     finally:
         rt.metrics.streams.dec()

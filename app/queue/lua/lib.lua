@@ -390,41 +390,61 @@ local function attend(id, info)
   put_info(id, info)
 end
 
--- admissions per second over the recent window (0 when unknown)
+-- admissions per second over the recent window (0 when unknown: fewer than two, or all within a second)
 local function rate()
   local n = redis.call('LLEN', R)
   if n < 2 then return 0 end
   local newest = tonumber(redis.call('LINDEX', R, 0))
   local oldest = tonumber(redis.call('LINDEX', R, n - 1))
+  -- a burst (the slots filling at once) says nothing of the pace
+  if newest - oldest < 1000 then return 0 end
   local span = math.max(NOW, newest) - oldest
-  if span <= 0 then return 0 end
   return (n - 1) * 1000 / span
 end
 
--- seconds until the first of the (first 64) running downloads should finish, from its
--- bytes so far (-1: unknown); only worked out while the admission rate is still unknown
-local function drain()
-  local best = -1
-  for _, id in ipairs(redis.call('ZRANGE', A, 0, 63)) do
+-- when each slot should free (seconds from now, ascending) and how long a download takes on
+-- average (seconds, -1 unknown), for the ETA: a running download's remaining bytes at its own
+-- measured throughput; one not yet measured takes the average. Worked out only while someone
+-- waits (or would) and the slots are few enough (SCHEDULE_SLOTS) to read each: with more, the admission
+-- rate is the better-informed figure anyway.
+local SCHEDULE_SLOTS = 16
+local function schedule()
+  local done = redis.call('HMGET', ST, 'download_sum', 'download_n')
+  local cycle = -1
+  if tonumber(done[2] or 0) > 0 then cycle = tonumber(done[1]) / tonumber(done[2]) / 1000 end
+  local slots, unknown, projected, measured = {}, 0, 0, 0
+  for _, id in ipairs(redis.call('ZRANGE', A, 0, SCHEDULE_SLOTS - 1)) do
     local info = get_info(id)
     if info and info.st and (info.b or 0) > 0 and NOW > info.st then
-      local left = ((info.z or 0) - info.b) * (NOW - info.st) / info.b / 1000
-      if best < 0 or left < best then best = left end
+      local left = math.max(0, (info.z or 0) - info.b) * (NOW - info.st) / info.b / 1000
+      slots[#slots + 1] = left
+      projected = projected + (NOW - info.st) / 1000 + left
+      measured = measured + 1
+    else
+      unknown = unknown + 1
     end
   end
-  return best
+  -- no download finished yet: the running ones' projected durations stand in for the average
+  if cycle < 0 and measured > 0 then cycle = projected / measured end
+  for _ = 1, unknown do slots[#slots + 1] = cycle end
+  table.sort(slots)
+  return slots, cycle
 end
 
 local function snapshot()
   local waiting, r = redis.call('ZCARD', W), rate()
+  local active = redis.call('ZCARD', A)
+  local slots, cycle = nil, -1
+  if (waiting > 0 or active >= CAPACITY) and active <= SCHEDULE_SLOTS then slots, cycle = schedule() end
   return {
     now = NOW,
     waiting = waiting,
-    active = redis.call('ZCARD', A),
+    active = active,
     capacity = CAPACITY,
     mode = MODE,
     rate = r,
-    drain = (r == 0 and waiting > 0) and drain() or -1,
+    slots = slots,
+    cycle = cycle,
     version = tonumber(redis.call('HGET', C, 'version') or 0),
     epoch = tonumber(redis.call('HGET', C, 'epoch') or 0),
   }

@@ -483,9 +483,12 @@ def test_eta_follows_each_slot_then_the_turnover(make_engine):
     engine.progress("slow", "c2", 0, 100, 100)  # 10 bytes/s: 90 s left, 100 s in all
     snap = engine.summary()
     assert sorted(snap.slots) == [pytest.approx(10, abs=0.1), pytest.approx(90, abs=0.1)]
-    assert snap.eta_seconds(1) == pytest.approx(10, abs=1)
-    assert snap.eta_seconds(2) == pytest.approx(90, abs=1)
-    assert snap.eta_seconds(3) == pytest.approx(10 + 60, abs=1)  # then the average projected download
+    assert snap.eta_seconds(1) == pytest.approx(10, abs=1)  # the fast one's slot
+    # then that slot again, after an average download (60 s: no download finished yet, so the
+    # running ones' projected wholes), before the slow one ends at 90 s
+    assert snap.eta_seconds(2) == pytest.approx(70, abs=1)
+    assert snap.eta_seconds(3) == pytest.approx(90, abs=1)
+    assert snap.eta_seconds(200) == pytest.approx(200 / (1 / 10), abs=1)  # far back: the rate
     engine.configure(mode="paused")
     assert engine.summary().eta_seconds(1) == pytest.approx(10, abs=1)  # paused: no free slot is "now"
 
@@ -497,3 +500,9 @@ def test_eta_counts_down_between_events():
     assert snap.eta_seconds(1) == 30 and snap.eta_seconds(2) == 70
     snap.seen_at -= 12  # received 12 s ago, nothing changed since
     assert snap.eta_seconds(1) == 18 and snap.eta_seconds(2) == 58
+    snap.seen_at -= 60  # the slot is overdue: it frees any moment, not "now"
+    assert snap.eta_seconds(1) == 1
+    paced = Snapshot(now=0, waiting=5, active=1, capacity=1, rate=0.5, rate_span=10, version=1)
+    assert paced.eta_seconds(5) == 10
+    paced.seen_at -= 10  # no admission for 10 more seconds: the rate halves, the wait doubles
+    assert paced.eta_seconds(5) == 20

@@ -7,6 +7,7 @@ when the queue has none, and follows what the queue says from then on.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import math
@@ -36,6 +37,9 @@ from .states import QueueMode, TokenState
 
 log = logging.getLogger(__name__)
 
+# an ETA within this many turns of every slot follows the slots; further back, the admission rate
+# (bench/eta_bench.py: beyond about three turns the average duration is the weaker guess)
+SIMULATED_TURNS = 3
 MAX_INSPECT = 500  # running downloads one inspection describes
 STATUS_CHUNK = 50  # token ids per status call: keeps each script call near a millisecond
 MAX_STATUS_IDS = 1000  # status.lua refuses more
@@ -138,6 +142,7 @@ class Snapshot:
     version: int
     epoch: int = 0
     mode: QueueMode = QueueMode.OPEN
+    rate_span: float = 0.0  # seconds the rate was measured over, up to ``now``
     slots: list[float] = field(default_factory=list)  # seconds until each slot frees (-1: unknown)
     cycle: float = -1.0  # a download's average duration in seconds (-1: unknown)
     seen_at: float = field(default_factory=time.monotonic)  # when this process got it
@@ -165,6 +170,7 @@ class Snapshot:
             version=int(data["version"]),
             epoch=int(data.get("epoch") or 0),
             mode=QueueMode(data.get("mode") or QueueMode.OPEN),
+            rate_span=float(data.get("rate_span") or 0),
             slots=[float(x) for x in data.get("slots") or []],
             cycle=float(data.get("cycle", -1)),
             state=data.get("state"),
@@ -182,10 +188,11 @@ class Snapshot:
     def eta_seconds(self, position: int | None = None) -> int | None:
         """Seconds until ``position`` is admitted, as of now; None only when nothing is known.
 
-        The first waiters take the slots in the order the running downloads should finish (their
-        remaining bytes at their own measured throughput: ``slots``); after those, each slot
-        turns over at the measured admission rate or, without one, every average download
-        (``cycle``). A free slot in an open line means now."""
+        Near the front (``SIMULATED_TURNS`` turns of each slot), the slots are followed one by one: each running
+        download ends when its remaining bytes at its recent throughput are sent (``slots``),
+        then its slot turns over every average download (``cycle``), and this place takes the
+        (n+1)-th slot to free. Further back, the admission rate as of now decides. A free slot
+        in an open line means now; the rate and the slots count down between snapshots."""
         position = self.position if position is None else position
         if position is None:
             return None
@@ -194,18 +201,20 @@ class Snapshot:
         if position <= 0 or ahead < 0:
             return 0
         age = time.monotonic() - self.seen_at
+        # the admission rate as of now: a silence since the snapshot lowers it
+        rate = self.rate * self.rate_span / (self.rate_span + age) if self.rate_span > 0 else self.rate
         slots = sorted(self.slots) if self.slots and min(self.slots) >= 0 else []
-        if slots:
-            first_round = max(0.0, slots[ahead % len(slots)] - age)
-            rounds = ahead // len(slots)
-            if rounds == 0:
-                return round(first_round)
-            if self.rate > 0:
-                return round(max(first_round, (ahead + 1) / self.rate - age))
-            if self.cycle > 0:
-                return round(first_round + rounds * self.cycle)
-        if self.rate > 0:
-            return round(max(0.0, (ahead + 1) / self.rate - age))
+        if slots and (ahead < len(slots) or (self.cycle > 0 and ahead < SIMULATED_TURNS * len(slots))):
+            # the (ahead+1)-th slot to free: each running download ends, then its slot turns over
+            # every average download; a slot overdue by now frees any moment (at least 1 s)
+            turn = self.cycle if self.cycle > 0 else math.inf
+            frees = [max(1.0, left - age) for left in slots]
+            heapq.heapify(frees)
+            for _ in range(ahead):
+                heapq.heapreplace(frees, frees[0] + turn)
+            return round(frees[0])
+        if rate > 0:
+            return round((ahead + 1) / rate)
         if self.cycle > 0:
             return round(self.cycle * (ahead // max(1, self.capacity) + 1))
         return None

@@ -390,23 +390,23 @@ local function attend(id, info)
   put_info(id, info)
 end
 
--- admissions per second over the recent window (0 when unknown: fewer than two, or all within a second)
+-- admissions per second over the recent window, and the window's length in seconds (it runs to
+-- now, so a silence lowers the rate); 0 when unknown: fewer than two, or a window under a second
 local function rate()
   local n = redis.call('LLEN', R)
-  if n < 2 then return 0 end
+  if n < 2 then return 0, 0 end
   local newest = tonumber(redis.call('LINDEX', R, 0))
   local oldest = tonumber(redis.call('LINDEX', R, n - 1))
-  -- a burst (the slots filling at once) says nothing of the pace
-  if newest - oldest < 1000 then return 0 end
   local span = math.max(NOW, newest) - oldest
-  return (n - 1) * 1000 / span
+  if span < 1000 then return 0, 0 end
+  return (n - 1) * 1000 / span, span / 1000
 end
 
 -- when each slot should free (seconds from now, ascending) and how long a download takes on
 -- average (seconds, -1 unknown), for the ETA: a running download's remaining bytes at its own
--- measured throughput; one not yet measured takes the average. Worked out only while someone
--- waits (or would) and the slots are few enough (SCHEDULE_SLOTS) to read each: with more, the admission
--- rate is the better-informed figure anyway.
+-- recent throughput (progress.lua's info.tp); one not yet measured takes the average. Worked out
+-- only while someone waits (or would) and the slots are few enough (SCHEDULE_SLOTS) to read each:
+-- with more, the admission rate is the better-informed figure anyway.
 local SCHEDULE_SLOTS = 16
 local function schedule()
   local done = redis.call('HMGET', ST, 'download_sum', 'download_n')
@@ -416,7 +416,8 @@ local function schedule()
   for _, id in ipairs(redis.call('ZRANGE', A, 0, SCHEDULE_SLOTS - 1)) do
     local info = get_info(id)
     if info and info.st and (info.b or 0) > 0 and NOW > info.st then
-      local left = math.max(0, (info.z or 0) - info.b) * (NOW - info.st) / info.b / 1000
+      local speed = (info.tp and info.tp > 0) and info.tp or info.b * 1000 / (NOW - info.st)
+      local left = math.max(0, (info.z or 0) - info.b) / speed
       slots[#slots + 1] = left
       projected = projected + (NOW - info.st) / 1000 + left
       measured = measured + 1
@@ -432,7 +433,8 @@ local function schedule()
 end
 
 local function snapshot()
-  local waiting, r = redis.call('ZCARD', W), rate()
+  local waiting = redis.call('ZCARD', W)
+  local r, span = rate()
   local active = redis.call('ZCARD', A)
   local slots, cycle = nil, -1
   if (waiting > 0 or active >= CAPACITY) and active <= SCHEDULE_SLOTS then slots, cycle = schedule() end
@@ -443,6 +445,7 @@ local function snapshot()
     capacity = CAPACITY,
     mode = MODE,
     rate = r,
+    rate_span = span,
     slots = slots,
     cycle = cycle,
     version = tonumber(redis.call('HGET', C, 'version') or 0),

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -343,6 +346,32 @@ def test_cache_headers_say_what_may_be_stored(served):
     assert len(assets) >= 3 and all("?v=" in a for a in assets)
     for asset in assets:
         response = get(asset)
-        assert response.status_code == 200 and "max-age=31536000" in response.headers["Cache-Control"], asset
+        assert response.status_code == 200, asset
+        assert response.headers["Cache-Control"] == "max-age=31536000, immutable" and "Expires" not in response.headers
     icon = get("/favicon.ico")
     assert icon.status_code == 200 and icon.headers["Content-Type"].startswith("image/svg+xml")
+
+
+# a token is spent by a complete download: REDbot's own follow-up ranged request on the same URL
+# meets 410, which a single-use credential must answer
+SINGLE_USE = {"RANGE_STATUS"}
+
+
+def redbot_notes(url: str) -> list[dict]:
+    """REDbot's warnings and errors about one URL."""
+    redbot = str(Path(sys.executable).parent / "redbot")
+    out = subprocess.run([redbot, "-o", "har", url], capture_output=True, text=True, timeout=120, check=True)
+    notes = json.loads(out.stdout)["log"]["entries"][0]["_red_messages"]
+    return [n for n in notes if n["level"] in ("WARN", "BAD")]
+
+
+def test_redbot_finds_nothing_to_fix(served):
+    server, file_id, _, admitted = served
+    page = requests.get(f"{server.url}/files/{file_id}", timeout=5).text
+    asset = re.findall(r'src="(/static/[^"]+)"', page)[0]
+    for path in ("/", f"/files/{file_id}", "/api/v1/queue", "/healthz", "/favicon.ico", asset):
+        assert redbot_notes(server.url + path) == [], path
+    token = admitted()  # a fresh token for the probe
+    download = requests.post(f"{server.url}/api/v1/queue/{token}", timeout=5).json()["download_url"]
+    notes = redbot_notes(server.url + download)
+    assert [n for n in notes if n["note_id"] not in SINGLE_USE] == [], notes

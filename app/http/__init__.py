@@ -22,7 +22,12 @@ def register_http(app: Flask) -> None:
         meaning (Flask-Limiter adds it to successes too)."""
         if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)
-        if "Cache-Control" not in response.headers:
+        if request.endpoint in ("static", "pages.favicon"):
+            # static URLs carry their content's hash: keep them for good; the icon's is fixed
+            versioned = request.endpoint == "static" and "v" in request.args
+            response.headers["Cache-Control"] = "max-age=31536000, immutable" if versioned else "max-age=86400"
+            response.headers.pop("Expires", None)
+        elif "Cache-Control" not in response.headers:
             if response.mimetype == "application/json":
                 response.headers["Cache-Control"] = "no-store"
             elif response.mimetype == "text/html":

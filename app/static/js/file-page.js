@@ -66,6 +66,7 @@
   function onPosition(view) {
     el.place.hidden = false;
     el.position.textContent = "#" + view.position;
+    el.eta.dataset.seconds = view.eta_seconds === null ? "" : view.eta_seconds;
     el.eta.textContent = view.mode === "paused"
       ? "The line is paused by its operators; you keep your place." : humanWait(view.eta_seconds);
     el.waiting.textContent = view.waiting;

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 
 from ..errors import Forbidden
 from ..history.audit import recent_changes
+from ..queue.engine import QueueEngine
 from ..queue.states import QueueMode
 from ..runtime import runtime
 from ..services import operating
@@ -37,7 +38,7 @@ def private(response: Response) -> Response:
     return response
 
 
-def _engine():  # noqa: ANN202 - the process's QueueEngine
+def _engine() -> QueueEngine:
     return runtime(current_app).engine
 
 

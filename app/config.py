@@ -55,6 +55,17 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return raw
 
 
+def redis_options(url: str, verify: str, ca: str | None) -> dict[str, object]:
+    """Client options every Redis connection of the service shares (queue, hub, rate limits)."""
+    if not url.startswith("rediss://"):
+        return {}
+    if ca is not None and not Path(ca).is_file():
+        raise ConfigError(f"REDIS_TLS_CA must name a readable certificate file, got {ca!r}")
+    if verify == "none":
+        return {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
+    return {"ssl_cert_reqs": "required", **({"ssl_ca_certs": ca} if ca else {})}
+
+
 def normalize_database_url(url: str) -> str:
     """Make ``postgres://`` and ``postgresql://`` use psycopg2 (SQLAlchemy 2.1 picks psycopg 3)."""
     for prefix in ("postgres://", "postgresql://"):
@@ -110,14 +121,21 @@ class Config:
         self.BANDWIDTH_LIMIT = _int(env, "BANDWIDTH_LIMIT", 0)
         self.MAX_CONNECTIONS_PER_TOKEN = _int(env, "MAX_CONNECTIONS_PER_TOKEN", 4, minimum=1, maximum=10**6)
         self.X_ACCEL_REDIRECT = env.get("X_ACCEL_REDIRECT") or None
+        # rediss:// (TLS): verify the server's certificate against REDIS_TLS_CA (or the system's
+        # CAs), or not at all (REDIS_TLS_VERIFY=none: Heroku Key-Value Store's self-signed ones)
+        self.REDIS_TLS_VERIFY = _choice(env, "REDIS_TLS_VERIFY", "required", ("required", "none"))
+        self.REDIS_TLS_CA = env.get("REDIS_TLS_CA") or None
+        self.REDIS_OPTIONS: dict[str, object] = {}  # worked out by validate(), after any override
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL
+        self.RATELIMIT_STORAGE_OPTIONS: dict[str, object] = {}
         self.RATELIMIT_KEY_PREFIX = "dq-limits"
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
         self.TESTING = self.APP_ENV == "test"
 
     def validate(self) -> None:
-        """Fail start-up loudly instead of running with an unsafe or broken setting."""
+        """Fail start-up loudly instead of running with an unsafe or broken setting; work out the
+        settings derived from others (after any override)."""
         if not self.SECRET_KEY:
             raise ConfigError(
                 "SECRET_KEY is not set. Set it to a long random string "
@@ -133,6 +151,8 @@ class Config:
             raise ConfigError(
                 f"TOKEN_RATE_LIMIT must be a rate limit such as '60/minute', got {self.TOKEN_RATE_LIMIT!r}"
             ) from exc
+        self.REDIS_OPTIONS = redis_options(self.REDIS_URL, self.REDIS_TLS_VERIFY, self.REDIS_TLS_CA)
+        self.RATELIMIT_STORAGE_OPTIONS = dict(self.REDIS_OPTIONS)
         for name in ("ADMIT_TIMEOUT", "STALL_TIMEOUT", "RESUME_GRACE", "WAIT_GRACE"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1 second")

@@ -41,7 +41,7 @@ class QueueRuntime:
         with self._lock:
             if self._engine is None or not self._fresh():
                 config = self.app.config
-                client = connect(config["REDIS_URL"], config["REDIS_MAX_CONNECTIONS"])
+                client = connect(config["REDIS_URL"], config["REDIS_MAX_CONNECTIONS"], **config["REDIS_OPTIONS"])
                 engine = QueueEngine(client, config["QUEUE_NAME"], QueueSettings.from_config(config))
                 engine.on_call = self.metrics.script_called
                 self._engine, self._hub, self._recorder = engine, None, None

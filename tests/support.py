@@ -47,27 +47,35 @@ class RedisProcess:
     ``durable``: every write reaches the append-only file before it is acknowledged, so a
     restart loses nothing; otherwise a restart comes back empty."""
 
-    def __init__(self, workdir: Path, durable: bool = False) -> None:
+    def __init__(self, workdir: Path, durable: bool = False, tls: tuple[Path, Path] | None = None) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.tls = tls  # (certificate, key): serve only TLS (rediss://), on the same port
         self.proc: subprocess.Popen | None = None
         self.start_args: list[str] = (["--appendonly", "yes", "--appendfsync", "always"] if durable
                                       else ["--appendonly", "no"])
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        cert, key = self.tls
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                "--tls-key-file", str(key), "--tls-auth-clients", "no"]
 
     def start(self) -> RedisProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [redis_server_binary(), *self._listen_args(), "--bind", "127.0.0.1", "--save", "",
              "--dir", str(self.workdir), *self.start_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         import redis
 
-        client = redis.Redis(port=self.port)
+        client = redis.Redis.from_url(self.url, **({"ssl_cert_reqs": "none"} if self.tls else {}))
         wait_until(lambda: _pings(client), message="redis-server to answer")
         return self
 

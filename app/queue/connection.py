@@ -8,9 +8,11 @@ from __future__ import annotations
 from redis import BlockingConnectionPool, Redis
 
 
-def connect(url: str, max_connections: int = 64, wait: float = 10.0) -> Redis:
+def connect(url: str, max_connections: int = 64, wait: float = 10.0, **options: object) -> Redis:
+    """``options``: the config's ``REDIS_OPTIONS`` (TLS verification for ``rediss://``)."""
     pool = BlockingConnectionPool.from_url(
         url,
+        **options,
         max_connections=max_connections,
         timeout=wait,
         health_check_interval=30,

@@ -6,6 +6,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import AppError
 from ..extensions import db
 from ..runtime import runtime
 
@@ -14,10 +15,11 @@ def check(app: Flask) -> dict[str, str]:
     """``{"redis": "ok"|reason, "database": "ok"|reason}``; never raises."""
     result = {}
     try:
-        runtime(app).client.ping()
+        runtime(app).engine.summary()  # the queue's own keys, not merely a node that answers PING
         result["redis"] = "ok"
-    except (RedisError, OSError) as exc:
-        result["redis"] = f"error: {type(exc).__name__}"
+    except (AppError, RedisError, OSError) as exc:
+        cause = exc.__cause__ if isinstance(exc, AppError) and exc.__cause__ else exc
+        result["redis"] = f"error: {type(cause).__name__}"
     try:
         db.session.execute(text("SELECT 1"))
         result["database"] = "ok"

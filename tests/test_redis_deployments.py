@@ -1,0 +1,76 @@
+"""Issue 10 (in part): the Redis that users deploy — TLS (`rediss://`, Heroku's self-signed certificates)."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+
+import pytest
+import requests
+
+from app import create_app
+from app.config import ConfigError, load_config
+from app.runtime import runtime
+
+from .http_client import download_sha, new_token, wait_turn
+from .support import RedisProcess
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory):
+    """A redis-server that speaks only TLS, with a self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = RedisProcess(folder / "redis", tls=(cert, key)).start()
+    yield server, cert
+    server.stop()
+
+
+@pytest.mark.parametrize("verify", ["none", "ca"])
+def test_the_whole_flow_over_tls(tls_redis, gunicorn, make_file, verify):
+    """Heroku's case (REDIS_TLS_VERIFY=none) and a private CA (REDIS_TLS_CA): queue, hub, history
+    and rate limits all reach the TLS-only server."""
+    server_redis, cert = tls_redis
+    file_id, path = make_file("f.bin", size=2 << 20)
+    tls = {"REDIS_TLS_VERIFY": "none"} if verify == "none" else {"REDIS_TLS_CA": str(cert)}
+    server = gunicorn(workers=2, QUEUE_CAPACITY=1, REDIS_URL=server_redis.url, **tls)
+    assert requests.get(f"{server.url}/healthz", timeout=5).json()["checks"]["redis"] == "ok"
+    first, second = new_token(server.url, file_id), new_token(server.url, file_id)  # rate limits on TLS
+    assert wait_turn(server.url, first)[1].event == "ready"
+    assert requests.post(f"{server.url}/api/v1/queue/{second}", timeout=5).json()["state"] == "waiting"
+    status, digest, _ = download_sha(server.url, first)
+    assert (status, digest) == (200, hashlib.sha256(path.read_bytes()).hexdigest())
+    # the completion frees the slot: the hub's subscription over TLS hears it
+    assert wait_turn(server.url, second)[1].event == "ready"
+
+
+def test_an_unverifiable_certificate_is_refused_not_trusted(tls_redis, settings):
+    server_redis, _ = tls_redis
+    app = create_app(load_config(**{**settings, "REDIS_URL": server_redis.url,
+                                    "RATELIMIT_STORAGE_URI": server_redis.url}))  # verify, system CAs only
+    try:
+        health = app.test_client().get("/healthz")
+        assert health.status_code == 503 and health.json["error"]["checks"]["redis"].startswith("error")
+    finally:
+        runtime(app).shutdown()
+    with pytest.raises(ConfigError, match="REDIS_TLS_CA"):
+        load_config({"APP_ENV": "test", "REDIS_URL": server_redis.url, "REDIS_TLS_CA": "/no/such/ca.pem"})
+
+
+def test_health_means_the_queue_answers_not_merely_a_ping(app, client, redis_client):
+    assert client.get("/healthz").status_code == 200
+    keys = runtime(app).engine.keys
+    redis_client.set(keys.waiting, "not a sorted set")  # Redis answers PING; the queue cannot work
+    try:
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json["error"]["checks"]["redis"].startswith("error")
+        assert redis_client.ping()
+    finally:
+        redis_client.delete(keys.waiting)
+    assert client.get("/healthz").status_code == 200

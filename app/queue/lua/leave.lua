@@ -5,11 +5,7 @@
 -- The freed slot goes to the next waiter in the same call.
 local id = arg_id(11, 'token id')
 begin()
-local info = get_info(id)
-local state = 'none'
-if info then
-  state = info.s
-  if state == 'waiting' then drop_waiter(id, 'left') else release(id, info, 'left') end
-end
+local info = take_out(id, 'left')
+local state = info and info.s or 'none'
 fill()
 return reply(publish(), {state = state})

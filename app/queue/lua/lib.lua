@@ -179,6 +179,16 @@ local function release(id, info, outcome)
   changed = true
 end
 
+-- a token leaves the line or gives its slot back (reason: left | removed); returns its info
+-- as it was (nil when the queue does not know it)
+local function take_out(id, reason)
+  local info = get_info(id)
+  if info then
+    if info.s == 'waiting' then drop_waiter(id, reason) else release(id, info, reason) end
+  end
+  return info
+end
+
 -- the client has every byte: spend the token, keep a bounded tail resumable for the grace
 local function complete(id, info)
   redis.call('ZADD', S, info.e or NOW, id)

@@ -7,14 +7,8 @@
 -- Returns JSON: the snapshot plus state = the token's state before (none if unknown).
 local id = arg_id(11, 'token id')
 begin()
-local info = get_info(id)
-local state = 'none'
-if info then
-  state = info.s
-  if state == 'waiting' then drop_waiter(id, 'removed') else release(id, info, 'removed') end
-else
-  state = ended(id) or 'none'
-end
+local info = take_out(id, 'removed')
+local state = info and info.s or ended(id) or 'none'
 redis.call('ZADD', S, (info and info.e) or NOW + 86400000, id)
 redis.call('HSET', D, id, cjson.encode({u = 0, r = 0, x = 1}))
 fill()

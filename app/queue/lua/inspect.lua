@@ -5,6 +5,7 @@
 --   stats = the stats hash as a flat list [field, value, ...] (a bounded number of fields),
 --   downloads = [{id, state, file, client, bytes, size, joined, admitted, started, lease,
 --                 connections}] (times in ms, Redis time).
+WITH_SCHEDULE = true  -- the reply feeds ETAs
 local limit = arg_int(11, 0, 500, 'limit')
 local downloads = {}
 if limit > 0 then

@@ -8,6 +8,7 @@
 --   position and seq (join number) when waiting, joined = true when this call made the place.
 -- Idempotent: a token already waiting keeps its place. A draining line takes no newcomers.
 -- Admission of the head happens here too.
+WITH_SCHEDULE = true  -- the reply feeds ETAs
 local id = arg_id(11, 'token id')
 local file_id = arg_int(12, 0, MAX_INT, 'file id')
 local size = arg_int(13, 0, MAX_INT, 'file size')

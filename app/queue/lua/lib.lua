@@ -418,6 +418,9 @@ end
 -- only while someone waits (or would) and the slots are few enough (SCHEDULE_SLOTS) to read each:
 -- with more, the admission rate is the better-informed figure anyway.
 local SCHEDULE_SLOTS = 16
+-- set by the scripts whose replies feed ETAs (join, status, summary, reap: every process's hub
+-- refreshes its line from its once-a-second reap); the others skip the reads
+local WITH_SCHEDULE = false
 local function schedule()
   local done = redis.call('HMGET', ST, 'download_sum', 'download_n')
   local cycle = -1
@@ -447,7 +450,9 @@ local function snapshot()
   local r, span = rate()
   local active = redis.call('ZCARD', A)
   local slots, cycle = nil, -1
-  if (waiting > 0 or active >= CAPACITY) and active <= SCHEDULE_SLOTS then slots, cycle = schedule() end
+  if WITH_SCHEDULE and (waiting > 0 or active >= CAPACITY) and active <= SCHEDULE_SLOTS then
+    slots, cycle = schedule()
+  end
   return {
     now = NOW,
     waiting = waiting,

@@ -4,6 +4,7 @@
 -- KEYS and ARGV[1..10]: see lib.lua.
 -- Returns JSON: the snapshot (with admitted ids and removed join numbers when it changed
 -- anything; rebind = true when this process had been given up for dead).
+WITH_SCHEDULE = true  -- the reply feeds ETAs
 begin()
 fill()
 return reply(publish(), {})

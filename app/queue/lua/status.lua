@@ -6,6 +6,7 @@
 -- Returns JSON: the snapshot plus tokens = {id: [state, position or 0, lease deadline or 0,
 --   bytes the client acknowledged so far, file size]},
 --   state = waiting|admitted|downloading|paused|spent|removed|none. Reaps and admits first.
+WITH_SCHEDULE = true  -- the reply feeds ETAs
 local mode = ARGV[11]
 if mode ~= 'read' and mode ~= 'renew' and mode ~= 'hold' then bad('mode') end
 if mode == 'hold' and OWNER == '' then bad('owner') end

@@ -85,7 +85,7 @@ def test_admission_wakes_the_waiter_at_once(make):
         current = [t for t, w in waiters.items() if w.state == WAITING][0]
         released = time.perf_counter()
         engine.leave(holder)
-        waiters[current].wait(2)
+        waiters[current].wait(10)  # generous for a loaded machine; the median below is the claim
         latencies.append(time.perf_counter() - released)
         assert waiters[current].state == READY
         waiters.pop(holder)

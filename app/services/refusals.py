@@ -17,6 +17,8 @@ from ..errors import (
 from ..queue.engine import Snapshot
 from ..queue.states import Reply, TokenState
 
+DRAINING_RETRY_AFTER = 60  # seconds: a drain lasts as long as its line; ask again in a minute
+
 
 def retry_after(snap: Snapshot) -> int:
     """Seconds until a place is likely to free up, for a refused newcomer."""
@@ -34,8 +36,7 @@ def refusal(state: str | None, snap: Snapshot | None = None, position: int | Non
     if state == TokenState.EXPIRED:
         return TokenExpired("The token has expired; request a new one.")
     if state == TokenState.DRAINING:
-        seconds = 60
-        return QueueDraining("The queue is closing: it takes no new places. Try again later.", retry_after=seconds)
+        return QueueDraining(retry_after=DRAINING_RETRY_AFTER)
     if state == TokenState.FULL and snap is not None:
         seconds = retry_after(snap)
         return QueueFull(f"The queue is full ({snap.waiting} waiting); try again in about {seconds} s.",

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from limits import parse_many
 
+from .queue.connection import parse_redis_url
+
 LOCAL_ENVS = frozenset({"local", "development", "test"})
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -57,13 +59,34 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 
 def redis_options(url: str, verify: str, ca: str | None) -> dict[str, object]:
     """Client options every Redis connection of the service shares (queue, hub, rate limits)."""
-    if not url.startswith("rediss://"):
+    try:
+        target = parse_redis_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL: {exc}") from exc
+    if target.scheme != "rediss":
         return {}
     if ca is not None and not Path(ca).is_file():
         raise ConfigError(f"REDIS_TLS_CA must name a readable certificate file, got {ca!r}")
     if verify == "none":
         return {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
     return {"ssl_cert_reqs": "required", **({"ssl_ca_certs": ca} if ca else {})}
+
+
+def limiter_options(url: str) -> dict[str, object]:
+    """Behind Sentinel, rate limits read the primary too (``limits`` reads replicas by default,
+    and a lagging or frozen replica would then decide)."""
+    if url.startswith("redis+sentinel://"):
+        return {"use_replicas": False, "sentinel_kwargs": {"socket_timeout": 2, "socket_connect_timeout": 2}}
+    return {}
+
+
+def wait_replicas(url: str, raw: int | str) -> int:
+    """``REDIS_WAIT_REPLICAS``: a count, or ``auto`` (1 behind Sentinel, 0 elsewhere)."""
+    if str(raw) == "auto":
+        return 1 if parse_redis_url(url).kind == "sentinel" else 0
+    if not str(raw).isdigit() or int(raw) > 16:
+        raise ConfigError(f"REDIS_WAIT_REPLICAS must be auto or a count from 0 to 16, got {raw!r}")
+    return int(raw)
 
 
 def normalize_database_url(url: str) -> str:
@@ -126,6 +149,10 @@ class Config:
         self.REDIS_TLS_VERIFY = _choice(env, "REDIS_TLS_VERIFY", "required", ("required", "none"))
         self.REDIS_TLS_CA = env.get("REDIS_TLS_CA") or None
         self.REDIS_OPTIONS: dict[str, object] = {}  # worked out by validate(), after any override
+        # durable queue writes wait for this many replicas to confirm them (Redis WAIT); "auto":
+        # one behind Sentinel (a failover must not undo what clients were told), none elsewhere
+        self.REDIS_WAIT_REPLICAS = env.get("REDIS_WAIT_REPLICAS", "auto").strip().lower() or "auto"
+        self.REDIS_WAIT_TIMEOUT = _int(env, "REDIS_WAIT_TIMEOUT", 100, minimum=1, maximum=10_000)  # ms
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL
         self.RATELIMIT_STORAGE_OPTIONS: dict[str, object] = {}
@@ -152,7 +179,8 @@ class Config:
                 f"TOKEN_RATE_LIMIT must be a rate limit such as '60/minute', got {self.TOKEN_RATE_LIMIT!r}"
             ) from exc
         self.REDIS_OPTIONS = redis_options(self.REDIS_URL, self.REDIS_TLS_VERIFY, self.REDIS_TLS_CA)
-        self.RATELIMIT_STORAGE_OPTIONS = dict(self.REDIS_OPTIONS)
+        self.RATELIMIT_STORAGE_OPTIONS = {**self.REDIS_OPTIONS, **limiter_options(self.RATELIMIT_STORAGE_URI)}
+        self.REDIS_WAIT_REPLICAS = wait_replicas(self.REDIS_URL, self.REDIS_WAIT_REPLICAS)
         for name in ("ADMIT_TIMEOUT", "STALL_TIMEOUT", "RESUME_GRACE", "WAIT_GRACE"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1 second")

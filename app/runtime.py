@@ -42,7 +42,9 @@ class QueueRuntime:
             if self._engine is None or not self._fresh():
                 config = self.app.config
                 client = connect(config["REDIS_URL"], config["REDIS_MAX_CONNECTIONS"], **config["REDIS_OPTIONS"])
-                engine = QueueEngine(client, config["QUEUE_NAME"], QueueSettings.from_config(config))
+                engine = QueueEngine(client, config["QUEUE_NAME"], QueueSettings.from_config(config),
+                                     replicas=config["REDIS_WAIT_REPLICAS"],
+                                     replica_timeout=config["REDIS_WAIT_TIMEOUT"] / 1000)
                 engine.on_call = self.metrics.script_called
                 self._engine, self._hub, self._recorder = engine, None, None
                 self._pid = os.getpid()

@@ -1,12 +1,18 @@
 """Building engines on a test's own queue name, and reading the journal back."""
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 
 import redis
+import sqlalchemy as sa
 
+from app.extensions import db
+from app.queue.connection import connect, subscribe
 from app.queue.engine import QueueEngine, QueueSettings
+from app.queue.keys import QueueKeys
 
 FAR = time.time() + 3600
 
@@ -41,3 +47,38 @@ def replay_max_active(events: list[dict[str, str]]) -> int:
 
 def drop(engine: QueueEngine) -> None:
     engine.client.delete(*engine.keys.script_keys)
+
+
+class ActiveMonitor:
+    """Hears the queue's events on any deployment (sharded on a cluster): the server's own count
+    of running downloads at every transition."""
+
+    def __init__(self, url: str, queue: str) -> None:
+        self.client = connect(url)
+        self.pubsub = subscribe(self.client, QueueKeys(queue).channel)
+        self.max_active = 0
+        self.events = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            message = self.pubsub.get_message(timeout=0.2)
+            if message and message["type"] in ("message", "smessage"):
+                self.events += 1
+                self.max_active = max(self.max_active, json.loads(message["data"])["active"])
+
+    def stop(self) -> None:
+        self._stop = True
+        self.thread.join(2)
+        self.pubsub.close()
+
+
+def history(app) -> list[dict]:
+    """The download history rows, in admission order."""
+    with app.app_context():
+        rows = db.session.execute(sa.text(
+            "SELECT token_id, outcome, bytes_sent, joined_at, admitted_at, started_at, finished_at "
+            "FROM downloads ORDER BY admitted_at, joined_at")).mappings().all()
+        return [dict(r) for r in rows]

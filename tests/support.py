@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,6 +20,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too (so both stay below 65536)."""
+    for port in random.sample(range(20000, 30000), 200):
+        if bindable(port) and bindable(port + 10000):
+            return port
+    raise AssertionError("no free port pair for a cluster node")
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
@@ -47,13 +65,14 @@ class RedisProcess:
     ``durable``: every write reaches the append-only file before it is acknowledged, so a
     restart loses nothing; otherwise a restart comes back empty."""
 
-    def __init__(self, workdir: Path, durable: bool = False, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, workdir: Path, durable: bool = False, tls: tuple[Path, Path] | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.tls = tls  # (certificate, key): serve only TLS (rediss://), on the same port
         self.proc: subprocess.Popen | None = None
         self.start_args: list[str] = (["--appendonly", "yes", "--appendfsync", "always"] if durable
-                                      else ["--appendonly", "no"])
+                                      else ["--appendonly", "no"]) + list(args)
 
     @property
     def url(self) -> str:
@@ -83,6 +102,128 @@ class RedisProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+    def client(self):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+
+class LocalCluster:
+    """A Redis Cluster of three primaries (no replicas) on free ports, made with redis-cli."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.nodes = [RedisProcess(workdir / f"node{n}", args=(
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+        )) for n in range(3)]
+        for node in self.nodes:
+            node.port = free_cluster_port()
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> LocalCluster:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        wait_until(lambda: all(n.client().cluster("info").get("cluster_state") == "ok" for n in self.nodes),
+                   timeout=30, message="the cluster to be ok")
+        return self
+
+    def owner(self, key: str) -> RedisProcess:
+        """The node serving ``key``'s slot now."""
+        slot = self.nodes[0].client().execute_command("CLUSTER", "KEYSLOT", key)
+        for node in self.nodes:
+            for start, end, *_ in node.client().execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end and _[0][1] == node.port:
+                    return node
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def move_slot(self, key: str, target: RedisProcess) -> int:
+        """Migrate ``key``'s slot with every key in it to ``target`` (what resharding does);
+        returns how many keys moved."""
+        source = self.owner(key)
+        src, dst = source.client(), target.client()
+        slot = src.execute_command("CLUSTER", "KEYSLOT", key)
+        src_id, dst_id = src.execute_command("CLUSTER", "MYID"), dst.execute_command("CLUSTER", "MYID")
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        moved = 0
+        while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+            src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+            moved += len(keys)
+        for node in self.nodes:
+            node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        return moved
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+class SentinelGroup:
+    """A primary, one replica and three Sentinels watching them (service ``queue``), on free
+    ports; a failover is decided after one second without an answer."""
+
+    SERVICE = "queue"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.primary = RedisProcess(workdir / "primary")
+        self.replica = RedisProcess(workdir / "replica")
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{self.SERVICE}"
+
+    def start(self) -> SentinelGroup:
+        self.primary.start()
+        self.replica.start_args += ["--replicaof", "127.0.0.1", str(self.primary.port)]
+        self.replica.start()
+        wait_until(lambda: self.replica.client().info("replication").get("master_link_status") == "up",
+                   timeout=20, message="the replica to sync")
+        for port in self.sentinel_ports:
+            folder = self.workdir / f"sentinel-{port}"
+            folder.mkdir(parents=True)
+            conf = folder / "sentinel.conf"
+            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                            f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                            f"sentinel failover-timeout {self.SERVICE} 5000\n")
+            self.sentinels.append(subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_until(lambda: self._sentinels_agree(), timeout=20, message="the sentinels to see each other")
+        return self
+
+    def _sentinels_agree(self) -> bool:
+        import redis
+
+        try:
+            for port in self.sentinel_ports:
+                fields = redis.Redis(port=port, socket_timeout=1).execute_command("SENTINEL", "MASTER", self.SERVICE)
+                if int(fields[b"num-other-sentinels"]) < 2 or int(fields[b"num-slaves"]) < 1:
+                    return False
+            return True
+        except Exception:
+            return False
+
+    def primary_port(self) -> int:
+        import redis
+
+        host, port = redis.Redis(port=self.sentinel_ports[0], socket_timeout=1).execute_command(
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
+        return int(port)
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            proc.kill()
+            proc.wait(5)
+        self.primary.stop()
+        self.replica.stop()
 
 
 def _pings(client) -> bool:

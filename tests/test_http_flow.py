@@ -2,55 +2,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 
-import redis
 import requests
-import sqlalchemy as sa
-
-from app.extensions import db
 
 from .conftest import REDIS_URL
 from .http_client import RawDownload, download_sha, new_token, sse, token_id, wait_turn
+from .queue_helpers import ActiveMonitor, history
 from .support import wait_until
 
 FLOW = dict(QUEUE_CAPACITY=3, ADMIT_TIMEOUT=2, STALL_TIMEOUT=2, RESUME_GRACE=3, WAIT_GRACE=5,
             RESUME_TAIL=4 << 20)
-
-
-class ActiveMonitor:
-    """Subscribes to the queue's events: the server's own count at every transition."""
-
-    def __init__(self, queue: str) -> None:
-        self.pubsub = redis.Redis.from_url(REDIS_URL).pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe("{dq:" + queue + "}:events:0")
-        self.max_active = 0
-        self.events = 0
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self._stop:
-            message = self.pubsub.get_message(timeout=0.2)
-            if message:
-                self.events += 1
-                self.max_active = max(self.max_active, json.loads(message["data"])["active"])
-
-    def stop(self) -> None:
-        self._stop = True
-        self.thread.join(2)
-        self.pubsub.close()
-
-
-def history(app) -> list[dict]:
-    with app.app_context():
-        rows = db.session.execute(sa.text(
-            "SELECT token_id, outcome, bytes_sent, joined_at, admitted_at, started_at, finished_at "
-            "FROM downloads ORDER BY admitted_at, joined_at")).mappings().all()
-        return [dict(r) for r in rows]
 
 
 def outcome_of(app, token_id: str, timeout: float = 10.0) -> str:
@@ -67,7 +30,7 @@ def test_thirty_clients_in_order_never_more_than_capacity(app, gunicorn, make_fi
     file_id, path = make_file("big.bin", size=3 * 1024 * 1024)
     expected = hashlib.sha256(path.read_bytes()).hexdigest()
     server = gunicorn(**FLOW)
-    monitor = ActiveMonitor(settings["QUEUE_NAME"])
+    monitor = ActiveMonitor(REDIS_URL, settings["QUEUE_NAME"])
     results, errors = {}, []
     # the first three admitted hold their slots until all thirty have joined: a queue forms
     # whatever the machine's speed

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redis import Redis
+from redis import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
     MasterDownError,
@@ -31,6 +31,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import AppError, Unavailable
+from .connection import database_of, is_cluster, node_for, refresh
 from .keys import QueueKeys
 from .scripts import QueueScripts
 from .states import QueueMode, TokenState
@@ -44,6 +45,11 @@ MAX_INSPECT = 500  # running downloads one inspection describes
 STATUS_CHUNK = 50  # token ids per status call: keeps each script call near a millisecond
 MAX_STATUS_IDS = 1000  # status.lua refuses more
 MAX_EXPIRY = 10**10  # seconds since the epoch (year 2286): any later expiry is a bad argument
+# scripts whose decisions must survive a failover (with ``replicas``, they wait for the replicas'
+# acknowledgement before anyone is told): a place in line, an admission, a start, a completion,
+# a removal, a change of the rules. Reads and stream presence (renewed every second) do not.
+DURABLE = frozenset({"join", "leave", "reap", "start", "progress", "configure", "remove"})
+UNREPLICATED_LOG_EVERY = 10.0  # seconds between two warnings about writes no replica confirmed
 
 
 class QueueScriptError(AppError):
@@ -286,23 +292,29 @@ def _is_outage(exc: RedisError) -> bool:
     """Connection trouble, a failover or a loading replica: the store is unavailable for now."""
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError | MasterDownError):
         return True
-    return not isinstance(exc, ResponseError) or str(exc).startswith(("LOADING", "TRYAGAIN", "CLUSTERDOWN"))
+    return not isinstance(exc, ResponseError) or str(exc).startswith(("LOADING", "TRYAGAIN", "CLUSTERDOWN", "ASK"))
 
 
 class QueueEngine:
     """Python API of one queue; safe to share across greenlets and threads of a process."""
 
     def __init__(
-        self, client: Redis, name: str, settings: QueueSettings, owner: str | None = None
+        self, client: Redis | RedisCluster, name: str, settings: QueueSettings, owner: str | None = None,
+        replicas: int = 0, replica_timeout: float = 0.1,
     ) -> None:
+        """``replicas``: durable calls (``DURABLE``) wait up to ``replica_timeout`` seconds for that
+        many replicas to confirm their writes (Redis ``WAIT``) before their reply is used."""
         self.client = client
-        db = client.connection_pool.connection_kwargs.get("db", 0)
-        self.keys = QueueKeys(name, int(db or 0))
+        self.keys = QueueKeys(name, database_of(client))
         self.seed = settings
         self.settings = settings  # the queue's own, refreshed by every reply
         self.owner = owner if owner is not None else new_owner()
         self.rebinds = 0  # times the queue had given this process up for dead
-        self.scripts = QueueScripts(client)
+        self.scripts = QueueScripts(client, sharded=is_cluster(client))
+        self.replicas = replicas
+        self.replica_timeout_ms = max(1, round(replica_timeout * 1000))
+        self.unreplicated = 0  # durable calls no replica confirmed in time
+        self._warned_at = -UNREPLICATED_LOG_EVERY
         self._common = [self.keys.channel, self.owner, *settings.seed_args()]
         self._told = False
         self._known = False  # the queue has heard of this process
@@ -320,11 +332,14 @@ class QueueEngine:
         keys, argv = self.keys.script_keys, [*common, *args]
         started = time.perf_counter()
         try:
-            try:
-                raw = script(keys=keys, args=argv)
-            except NoScriptError:
-                # flushed again between redis-py's reload and its retry: send the source itself
-                raw = self.client.eval(script.script, len(keys), *keys, *argv)
+            if self.replicas and name in DURABLE:
+                raw = self._replicated(name, script, keys, argv)
+            else:
+                try:
+                    raw = script(keys=keys, args=argv)
+                except NoScriptError:
+                    # flushed again between redis-py's reload and its retry: send the source itself
+                    raw = self.client.eval(script.script, len(keys), *keys, *argv)
         except RedisError as exc:
             if _is_outage(exc):
                 raise Unavailable("The queue store is unavailable.") from exc
@@ -337,6 +352,38 @@ class QueueEngine:
         snap = Snapshot.from_dict(data)
         self._observe(snap, hold)
         return snap, data
+
+    def _replicated(self, name: str, script: Any, keys: list[str], argv: list[Any]) -> Any:
+        """Run the script and ``WAIT`` on the same connection (one round trip): its reply is used
+        once the replicas hold the write, so a failover cannot undo what a client was told.
+
+        Too few confirmations do not fail the call (the primary keeps serving while a replica
+        is away) but are counted and logged; ``min-replicas-to-write`` on the primary is the
+        setting that refuses writes no replica can see (docs/scaling.md)."""
+        node = node_for(self.client, keys[0])
+        for attempt in (1, 2):
+            pipe = node.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *argv)
+            pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
+            raw, acked = pipe.execute(raise_on_error=False)
+            if isinstance(raw, NoScriptError) and attempt == 1:
+                node.script_load(script.script)  # a new or restarted primary: load, then run once
+                continue
+            if isinstance(raw, ResponseError) and str(raw).startswith("MOVED") and attempt == 1:
+                refresh(self.client)  # the slot moved (resharding, failover): nothing ran; go there
+                node = node_for(self.client, keys[0])
+                continue
+            if isinstance(raw, Exception):
+                raise raw
+            break
+        if isinstance(acked, int) and acked < self.replicas:
+            self.unreplicated += 1
+            now = time.monotonic()
+            if now - self._warned_at >= UNREPLICATED_LOG_EVERY:
+                self._warned_at = now
+                log.warning("queue write (%s) confirmed by %s of %d replicas in %d ms (%d so far)",
+                            name, acked, self.replicas, self.replica_timeout_ms, self.unreplicated)
+        return raw
 
     def _observe(self, snap: Snapshot, held: bool) -> None:
         if held:

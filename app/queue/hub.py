@@ -27,9 +27,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ..errors import AppError, Unavailable
+from .connection import refresh, subscribe
 from .engine import STATUS_CHUNK, QueueEngine, Snapshot
 from .states import HELD
 from .tracker import Change, Observed, PositionTracker, Waiter, WaiterState
@@ -162,8 +164,7 @@ class QueueHub:
     def _listen(self) -> None:
         while not self._stop.is_set():
             try:
-                self._pubsub = self.engine.client.pubsub(ignore_subscribe_messages=True)
-                self._pubsub.subscribe(self.engine.keys.channel)
+                self._pubsub = subscribe(self.engine.client, self.engine.keys.channel)
                 # a new subscription may follow a restart or a failover: start from what the
                 # queue says now, even if its version went back
                 snap = self.engine.summary()
@@ -174,14 +175,19 @@ class QueueHub:
                 while not self._stop.is_set():
                     # a bounded wait: an idle channel must not hit the client's socket timeout
                     message = self._pubsub.get_message(timeout=1.0)
-                    if message and message.get("type") == "message":
+                    kind = message and message.get("type")
+                    if kind in ("message", "smessage"):
                         self.apply(Snapshot.from_dict(json.loads(message["data"])))
+                    elif kind in ("sunsubscribe", "unsubscribe"):
+                        raise RedisConnectionError("the server ended the subscription (the slot moved)")
             except (RedisError, AppError, OSError, ValueError, AttributeError) as exc:
                 if self._stop.is_set():
                     return
                 log.warning("queue event subscription lost (%s); reconnecting", exc)
                 with contextlib.suppress(RedisError, OSError, AttributeError):
                     self._pubsub.close()
+                with contextlib.suppress(RedisError, OSError):
+                    refresh(self.engine.client)
                 self._stop.wait(0.5 + random.random() * self.resync_jitter)
 
     def apply(self, event: Snapshot) -> None:

@@ -22,7 +22,8 @@
 --                            dropped_<reason>, histograms <name>_b<i>/_sum/_n) and the last
 --                            hour per minute (m<k> = minute, mb<k> bytes, ma<k> admissions)
 -- and the same leading ARGV:
---   ARGV[1]  pub/sub channel for state-change events (names the queue and the database)
+--   ARGV[1]  pub/sub channel for state-change events (names the queue and the database); the
+--            line before lib.lua sets PUBLISH: 'SPUBLISH' on a cluster, 'PUBLISH' elsewhere
 --   ARGV[2]  the calling process's owner id ('' for none); a call is its sign of life
 --   ARGV[3..10] settings to seed when the queue has none: capacity, max queue length,
 --            admit timeout ms, stall timeout ms, resume grace ms, wait grace ms,
@@ -475,7 +476,7 @@ local function publish()
     snap.version = redis.call('HINCRBY', C, 'version', 1)
     snap.admitted = admitted
     snap.removed = removed
-    redis.call('PUBLISH', CHANNEL, cjson.encode(snap))
+    redis.call(PUBLISH, CHANNEL, cjson.encode(snap))
   end
   return snap
 end

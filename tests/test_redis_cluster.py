@@ -1,0 +1,139 @@
+"""Issue 10: the service on a Redis Cluster of three primaries (started once for the module)."""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+import requests
+
+from app.queue.keys import QueueKeys
+
+from .http_client import RawDownload, download_sha, new_token, sse, token_id
+from .queue_helpers import ActiveMonitor, history
+from .support import LocalCluster, wait_until
+
+SIZE = 2 << 20
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    nodes = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
+    yield nodes
+    nodes.stop()
+
+
+class Waiter(threading.Thread):
+    """A browser-like client: joins over SSE, downloads when its turn comes, notes the order."""
+
+    def __init__(self, base: str, file_id: int, finished: list[str], lock: threading.Lock) -> None:
+        super().__init__(daemon=True)
+        self.base, self.token = base, new_token(base, file_id)
+        self.events: list = []
+        self.finished, self.lock = finished, lock
+        self.result: tuple[int, str, int] | None = None
+
+    def run(self) -> None:
+        for event in sse(f"{self.base}/api/v1/queue/{self.token}", timeout=120):
+            self.events.append(event)
+            if event.event != "position":
+                break
+        if self.events[-1].event == "ready":
+            with self.lock:
+                self.finished.append(self.token)
+            self.result = download_sha(self.base, self.token)
+
+    @property
+    def position(self) -> int:
+        return self.events[-1].json().get("position", 0) if self.events else -1
+
+
+def slow_holder(server, file_id: int) -> RawDownload:
+    """A client admitted at once that reads its download slowly: it holds a slot."""
+    token = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{token}", timeout=10).json()["state"] == "ready"
+    holder = RawDownload(server.port, f"/api/v1/downloads/{token}")
+    assert holder.status == 200
+    return holder
+
+
+def start_waiters(base: str, file_id: int, count: int) -> tuple[list[Waiter], list[str]]:
+    """``count`` waiters that join one after another (each has its place before the next asks)."""
+    order, lock, waiters = [], threading.Lock(), []
+    for _ in range(count):
+        waiter = Waiter(base, file_id, order, lock)
+        waiter.start()
+        wait_until(lambda w=waiter: w.events, timeout=20, message="the waiter's first event")
+        waiters.append(waiter)
+    return waiters, order
+
+
+def test_flow_on_a_cluster_in_order_never_over_capacity(app, cluster, gunicorn, make_file, settings):
+    """Queue, sharded events, history (the journal on the slot's primary) and downloads."""
+    file_id, path = make_file("c.bin", size=SIZE)
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    server = gunicorn(workers=2, REDIS_URL=cluster.url, QUEUE_CAPACITY=2, ADMIT_TIMEOUT=30)
+    assert requests.get(f"{server.url}/healthz", timeout=5).json()["checks"]["redis"] == "ok"
+    monitor = ActiveMonitor(cluster.url, settings["QUEUE_NAME"])
+    holders = [slow_holder(server, file_id) for _ in range(2)]  # both slots held: a line forms
+    waiters, order = start_waiters(server.url, file_id, 10)
+    assert [w.position for w in waiters] == list(range(1, 11))
+    for holder in holders:
+        assert len(holder.read(SIZE)) == SIZE
+        holder.close()
+    for waiter in waiters:
+        waiter.join(120)
+    monitor.stop()
+    assert order == [w.token for w in waiters]  # first come, first served
+    assert {w.result for w in waiters} == {(200, expected, SIZE)}
+    assert monitor.max_active == 2 and monitor.events > 20
+    rows = wait_until(lambda: (r := history(app)) and len(r) == 12 and all(x["outcome"] for x in r) and r,
+                      timeout=20, message="12 history rows")
+    assert {r["outcome"] for r in rows} == {"completed"}
+    keys = QueueKeys(settings["QUEUE_NAME"])
+    assert cluster.owner(keys.journal).client().xlen(keys.journal) == 0  # recorded, acknowledged, trimmed
+
+
+def test_token_issuance_is_limited_per_address_on_a_cluster(cluster, gunicorn, make_file):
+    """The rate limiter's keys spread over the cluster's nodes (each is one key, safe anywhere)."""
+    file_id, _ = make_file()
+    server = gunicorn(workers=2, REDIS_URL=cluster.url, TOKEN_RATE_LIMIT="3/minute", TRUSTED_PROXY_COUNT=1)
+    answers: dict[str, list[int]] = {}
+    for n in range(30):
+        address = f"198.51.100.{n + 1}"
+        answers[address] = [requests.post(f"{server.url}/api/v1/files/{file_id}/tokens", timeout=10,
+                                          headers={"X-Forwarded-For": address}).status_code for _ in range(4)]
+    assert set(map(tuple, answers.values())) == {(201, 201, 201, 429)}
+    holding = [n for n in cluster.nodes if any(b"dq-limits" in k for k in n.client().scan_iter(count=1000))]
+    assert len(holding) >= 2
+
+
+def test_the_queue_slot_migrates_mid_queue(cluster, gunicorn, make_file, settings):
+    """Resharding moves the queue's slot while a download runs and five wait: every waiter keeps
+    its place, the hubs follow their subscription to the new node, the line moves on in order."""
+    file_id, path = make_file("m.bin", size=SIZE)
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    server = gunicorn(workers=2, REDIS_URL=cluster.url, QUEUE_CAPACITY=1, ADMIT_TIMEOUT=30)
+    holder = slow_holder(server, file_id)
+    waiters, order = start_waiters(server.url, file_id, 5)
+    keys = QueueKeys(settings["QUEUE_NAME"])
+    source = cluster.owner(keys.waiting)
+    target = next(n for n in cluster.nodes if n is not source)
+    assert cluster.move_slot(keys.waiting, target) >= 5
+    slot = source.client().cluster("keyslot", keys.waiting)
+    assert cluster.owner(keys.waiting) is target and source.client().cluster("countkeysinslot", slot) == 0
+    # the queue answers from its new node, the places unchanged
+    status = requests.get(f"{server.url}/api/v1/queue/{waiters[2].token}/status", timeout=10).json()
+    assert status["position"] == 3
+    time.sleep(1.5)  # the hubs' subscriptions were ended by the old node; they subscribe again
+    assert len(holder.read(SIZE)) == SIZE
+    holder.close()
+    # pushed, not found by a later poll: the new subscription carried the admission
+    wait_until(lambda: order, timeout=10, message="the first waiter told its turn")
+    for waiter in waiters:
+        waiter.join(120)
+    assert order == [w.token for w in waiters]
+    assert {w.result for w in waiters} == {(200, expected, SIZE)}
+    assert not [e for w in waiters for e in w.events if e.event == "error"]
+    assert target.client().zscore(keys.key("spent"), token_id(waiters[-1].token)) is not None

@@ -4,10 +4,13 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import requests
+
+from .support import wait_until
 
 
 @dataclass
@@ -113,3 +116,49 @@ class RawDownload:
     def close(self) -> None:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         self.sock.close()
+
+
+class Waiter(threading.Thread):
+    """A browser-like client: joins over SSE, downloads when its turn comes, notes the order."""
+
+    def __init__(self, base: str, file_id: int, finished: list[str], lock: threading.Lock) -> None:
+        super().__init__(daemon=True)
+        self.base, self.token = base, new_token(base, file_id)
+        self.events: list = []
+        self.finished, self.lock = finished, lock
+        self.result: tuple[int, str, int] | None = None
+
+    def run(self) -> None:
+        for event in sse(f"{self.base}/api/v1/queue/{self.token}", timeout=120):
+            self.events.append(event)
+            if event.event != "position":
+                break
+        if self.events[-1].event == "ready":
+            with self.lock:
+                self.finished.append(self.token)
+            self.result = download_sha(self.base, self.token)
+
+    @property
+    def position(self) -> int:
+        return self.events[-1].json().get("position", 0) if self.events else -1
+
+
+def slow_holder(server, file_id: int) -> RawDownload:
+    """A client admitted at once that reads its download slowly: it holds a slot."""
+    token = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{token}", timeout=10).json()["state"] == "ready"
+    holder = RawDownload(server.port, f"/api/v1/downloads/{token}")
+    assert holder.status == 200
+    return holder
+
+
+def start_waiters(bases: list[str], file_id: int, count: int) -> tuple[list[Waiter], list[str]]:
+    """``count`` waiters that join one after another (each has its place before the next asks),
+    on each of ``bases`` (hosts) in turn; the list fills with their tokens as their turns come."""
+    order, lock, waiters = [], threading.Lock(), []
+    for n in range(count):
+        waiter = Waiter(bases[n % len(bases)], file_id, order, lock)
+        waiter.start()
+        wait_until(lambda w=waiter: w.events, timeout=20, message="the waiter's first event")
+        waiters.append(waiter)
+    return waiters, order

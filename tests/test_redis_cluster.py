@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 
 import pytest
@@ -10,7 +9,7 @@ import requests
 
 from app.queue.keys import QueueKeys
 
-from .http_client import RawDownload, download_sha, new_token, sse, token_id
+from .http_client import slow_holder, start_waiters, token_id
 from .queue_helpers import ActiveMonitor, history
 from .support import LocalCluster, wait_until
 
@@ -24,51 +23,6 @@ def cluster(tmp_path_factory):
     nodes.stop()
 
 
-class Waiter(threading.Thread):
-    """A browser-like client: joins over SSE, downloads when its turn comes, notes the order."""
-
-    def __init__(self, base: str, file_id: int, finished: list[str], lock: threading.Lock) -> None:
-        super().__init__(daemon=True)
-        self.base, self.token = base, new_token(base, file_id)
-        self.events: list = []
-        self.finished, self.lock = finished, lock
-        self.result: tuple[int, str, int] | None = None
-
-    def run(self) -> None:
-        for event in sse(f"{self.base}/api/v1/queue/{self.token}", timeout=120):
-            self.events.append(event)
-            if event.event != "position":
-                break
-        if self.events[-1].event == "ready":
-            with self.lock:
-                self.finished.append(self.token)
-            self.result = download_sha(self.base, self.token)
-
-    @property
-    def position(self) -> int:
-        return self.events[-1].json().get("position", 0) if self.events else -1
-
-
-def slow_holder(server, file_id: int) -> RawDownload:
-    """A client admitted at once that reads its download slowly: it holds a slot."""
-    token = new_token(server.url, file_id)
-    assert requests.post(f"{server.url}/api/v1/queue/{token}", timeout=10).json()["state"] == "ready"
-    holder = RawDownload(server.port, f"/api/v1/downloads/{token}")
-    assert holder.status == 200
-    return holder
-
-
-def start_waiters(base: str, file_id: int, count: int) -> tuple[list[Waiter], list[str]]:
-    """``count`` waiters that join one after another (each has its place before the next asks)."""
-    order, lock, waiters = [], threading.Lock(), []
-    for _ in range(count):
-        waiter = Waiter(base, file_id, order, lock)
-        waiter.start()
-        wait_until(lambda w=waiter: w.events, timeout=20, message="the waiter's first event")
-        waiters.append(waiter)
-    return waiters, order
-
-
 def test_flow_on_a_cluster_in_order_never_over_capacity(app, cluster, gunicorn, make_file, settings):
     """Queue, sharded events, history (the journal on the slot's primary) and downloads."""
     file_id, path = make_file("c.bin", size=SIZE)
@@ -77,7 +31,7 @@ def test_flow_on_a_cluster_in_order_never_over_capacity(app, cluster, gunicorn, 
     assert requests.get(f"{server.url}/healthz", timeout=5).json()["checks"]["redis"] == "ok"
     monitor = ActiveMonitor(cluster.url, settings["QUEUE_NAME"])
     holders = [slow_holder(server, file_id) for _ in range(2)]  # both slots held: a line forms
-    waiters, order = start_waiters(server.url, file_id, 10)
+    waiters, order = start_waiters([server.url], file_id, 10)
     assert [w.position for w in waiters] == list(range(1, 11))
     for holder in holders:
         assert len(holder.read(SIZE)) == SIZE
@@ -116,7 +70,7 @@ def test_the_queue_slot_migrates_mid_queue(cluster, gunicorn, make_file, setting
     expected = hashlib.sha256(path.read_bytes()).hexdigest()
     server = gunicorn(workers=2, REDIS_URL=cluster.url, QUEUE_CAPACITY=1, ADMIT_TIMEOUT=30)
     holder = slow_holder(server, file_id)
-    waiters, order = start_waiters(server.url, file_id, 5)
+    waiters, order = start_waiters([server.url], file_id, 5)
     keys = QueueKeys(settings["QUEUE_NAME"])
     source = cluster.owner(keys.waiting)
     target = next(n for n in cluster.nodes if n is not source)

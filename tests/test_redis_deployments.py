@@ -1,15 +1,20 @@
-"""Issue 10 (in part): the Redis that users deploy — TLS (`rediss://`, Heroku's self-signed certificates)."""
+"""Issue 10: the Redis that users deploy — how it is named, TLS (`rediss://`, Heroku's self-signed
+certificates), and what health means. Sentinel and Cluster have modules of their own."""
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
+import time
+import uuid
 
 import pytest
 import requests
 
 from app import create_app
 from app.config import ConfigError, load_config
+from app.queue.engine import QueueEngine, QueueSettings
+from app.queue.states import TokenState
 from app.runtime import runtime
 
 from .http_client import download_sha, new_token, wait_turn
@@ -74,3 +79,38 @@ def test_health_means_the_queue_answers_not_merely_a_ping(app, client, redis_cli
     finally:
         redis_client.delete(keys.waiting)
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://127.0.0.1:6379", "scheme must be one of"),
+    ("redis+sentinel://127.0.0.1:26379", "names the service"),
+    ("redis+cluster://127.0.0.1:7000/2", "database 0 only"),
+    ("redis://a:1,b:2/0", "one server per redis://"),
+    ("redis+cluster://127.0.0.1:port", "bad host:port"),
+])
+def test_a_bad_redis_url_stops_start_up_with_what_is_wrong(url, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"APP_ENV": "test", "REDIS_URL": url})
+
+
+def test_durable_writes_wait_for_a_replica_behind_sentinel_only_by_default():
+    sentinel = load_config({"APP_ENV": "test", "REDIS_URL": "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/q"})
+    assert sentinel.REDIS_WAIT_REPLICAS == 1
+    assert sentinel.RATELIMIT_STORAGE_OPTIONS["use_replicas"] is False  # limits read the primary
+    assert load_config({"APP_ENV": "test"}).REDIS_WAIT_REPLICAS == 0
+    assert load_config({"APP_ENV": "test", "REDIS_WAIT_REPLICAS": "2"}).REDIS_WAIT_REPLICAS == 2
+    with pytest.raises(ConfigError, match="REDIS_WAIT_REPLICAS"):
+        load_config({"APP_ENV": "test", "REDIS_WAIT_REPLICAS": "many"})
+
+
+def test_a_write_no_replica_confirms_is_served_and_counted(redis_client):
+    """WAIT on a server without replicas: the join is answered after the timeout, counted; reads
+    never wait."""
+    engine = QueueEngine(redis_client, f"w{uuid.uuid4().hex[:8]}", QueueSettings(capacity=1),
+                         replicas=1, replica_timeout=0.05)
+    snap = engine.join("a" * 16, 1, 10, time.time() + 60)
+    assert snap.state == TokenState.ADMITTED and engine.unreplicated == 1
+    redis_client.script_flush()  # a restarted primary knows no script: loaded, then run once
+    assert engine.join("b" * 16, 1, 10, time.time() + 60).position == 1
+    engine.status(["a" * 16, "b" * 16])
+    assert engine.unreplicated == 2

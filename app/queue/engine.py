@@ -289,10 +289,12 @@ def _check_count(value: int, what: str) -> int:
 
 
 def _is_outage(exc: RedisError) -> bool:
-    """Connection trouble, a failover or a loading replica: the store is unavailable for now."""
+    """Connection trouble, a failover, a loading replica, a slot on the move, or a primary that
+    refuses writes no replica would see (``min-replicas-to-write``): unavailable for now."""
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError | MasterDownError):
         return True
-    return not isinstance(exc, ResponseError) or str(exc).startswith(("LOADING", "TRYAGAIN", "CLUSTERDOWN", "ASK"))
+    return not isinstance(exc, ResponseError) or str(exc).startswith(
+        ("LOADING", "TRYAGAIN", "CLUSTERDOWN", "ASK", "NOREPLICAS", "MASTERDOWN"))
 
 
 class QueueEngine:

@@ -393,21 +393,27 @@ def test_the_channel_names_the_database(client):
     assert one.keys.channel.endswith(":1")
 
 
-def test_every_state_change_publishes_one_event(make_engine, client):
+def test_every_move_of_the_line_publishes_one_event_and_a_join_alone_none(make_engine, client):
+    """A join moves no one's place: it publishes nothing (an event reaches every worker of every
+    host); admissions and departures do, one each, with gapless versions."""
     engine = make_engine(capacity=1)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(engine.keys.channel)
     pubsub.get_message(timeout=1)
-    join(engine, "a")
-    join(engine, "b")
-    join(engine, "b")  # no change: no event
-    engine.leave("a")
+    join(engine, "a")  # admitted at once: an event
+    join(engine, "b")  # waits: none
+    join(engine, "c")
+    join(engine, "b")  # no change: none
+    engine.leave("c")  # a place freed: an event
+    engine.leave("a")  # an admission: an event
     events = []
     while (message := pubsub.get_message(timeout=0.5)) is not None:
         events.append(json.loads(message["data"]))
     pubsub.close()
     assert [e["version"] for e in events] == [1, 2, 3]
     assert events[0]["admitted"] == ["a"] and events[0]["removed"] == [1]
+    assert events[1]["admitted"] == [] or events[1]["admitted"] == {}
+    assert events[1]["removed"] == [3] and events[1]["waiting"] == 1
     assert events[2]["admitted"] == ["b"] and events[2]["removed"] == [2]
 
 

@@ -7,7 +7,8 @@
 --   state = waiting|admitted|downloading|paused|spent|removed|expired|full|draining,
 --   position and seq (join number) when waiting, joined = true when this call made the place.
 -- Idempotent: a token already waiting keeps its place. A draining line takes no newcomers.
--- Admission of the head happens here too.
+-- Admission of the head happens here too; an event is published only when someone was admitted
+-- or dropped.
 WITH_SCHEDULE = true  -- the reply feeds ETAs
 local id = arg_id(11, 'token id')
 local file_id = arg_int(12, 0, MAX_INT, 'file id')
@@ -36,7 +37,9 @@ else
   redis.call('ZADD', E, expires, id)
   attend(id, {s = 'waiting', j = NOW, e = expires, f = file_id, z = size, ip = client, q = seq})
   bump('joins')
-  changed = true
+  -- no event for a join alone: no one's place moves (the newcomer's reply is its news, and the
+  -- line's length reaches the others with the next event or their process's reap); an event
+  -- goes to every worker of every host, the largest Redis cost of a long line (docs/scaling.md)
   state = 'waiting'
   joined = true
 end

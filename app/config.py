@@ -142,6 +142,10 @@ class Config:
         self.MAX_QUEUE_LENGTH = _int(env, "MAX_QUEUE_LENGTH", 100_000, minimum=1, maximum=10**12)
         self.RESUME_TAIL = _int(env, "RESUME_TAIL", 32 << 20, minimum=1, maximum=10**12)
         self.BANDWIDTH_LIMIT = _int(env, "BANDWIDTH_LIMIT", 0)
+        # admission by bandwidth: the deployment's egress in bytes/s (0: by QUEUE_CAPACITY alone),
+        # and the rate below which another download would make them too slow
+        self.EGRESS_BUDGET = _int(env, "EGRESS_BUDGET", 0, maximum=10**13)
+        self.MIN_RATE = _int(env, "MIN_RATE", 1 << 20, minimum=1, maximum=10**13)
         self.MAX_CONNECTIONS_PER_TOKEN = _int(env, "MAX_CONNECTIONS_PER_TOKEN", 4, minimum=1, maximum=10**6)
         self.X_ACCEL_REDIRECT = env.get("X_ACCEL_REDIRECT") or None
         # rediss:// (TLS): verify the server's certificate against REDIS_TLS_CA (or the system's

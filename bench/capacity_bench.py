@@ -5,9 +5,10 @@ hold what is measured), for two lengths of line, the Redis *process* CPU (``INFO
 thread: scripts, replies and pub/sub delivery together) per call of: a join held by a stream,
 an admission (a leave that admits the head), a progress report, the reap each process sends
 once a second (its sign of life, which renews the presence of every waiter it streams), and a
-resync chunk (50 waiters asked about after a failover). Joins and admissions publish an event:
-they are measured with no subscriber and with ``--subscribers`` (every worker of every host
-holds one subscription), which gives the cost of delivering one event to one subscriber.
+resync chunk (50 waiters asked about after a failover). An admission publishes an event (a join
+alone does not: it moves no one's place): both are measured with no subscriber and with
+``--subscribers`` (every worker of every host holds one subscription), which gives the cost of
+delivering one event to one subscriber.
 Memory per waiter comes from ``used_memory``. Nothing may be lost: the line's length is checked
 after every phase, and every subscriber must have heard every event.
 
@@ -129,7 +130,7 @@ def measure(client, port: int, line: int, subscribers: int, far: float) -> Costs
     time.sleep(0.5)
     c_join_s = cost(client, join)
     c_admit_s = cost(client, admit)
-    expected = 2 * CALLS * subscribers
+    expected = CALLS * subscribers  # one event per admission; a join alone publishes none
     deadline = time.monotonic() + 30
     while listeners.messages < expected and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -175,13 +176,12 @@ class Deployment:
 
 def plan(c: Costs, subscribers: int, d: Deployment) -> tuple[float, float, float, float, float]:
     """(Redis CPU % of one core, memory GB, network out MB/s, resync CPU s, seed-loop CPU %)."""
-    per_event_per_subscriber = max(0.0, ((c.join_subscribed - c.join) + (c.admission_subscribed - c.admission))
-                                   / 2 / subscribers)
+    per_event_per_subscriber = max(0.0, (c.admission_subscribed - c.admission) / subscribers)
     fanout = per_event_per_subscriber * d.processes
-    cpu_us = (d.joins * (c.join + fanout) + d.admissions * (c.admission + fanout)
+    cpu_us = (d.joins * c.join_subscribed + d.admissions * (c.admission + fanout)
               + d.processes * c.reap + d.running / PROGRESS_EVERY * c.progress)
     memory = d.waiters * c.memory_per_waiter / 1e9
-    network = (d.joins + d.admissions) * c.event_bytes * d.processes / 1e6
+    network = d.admissions * c.event_bytes * d.processes / 1e6
     resync = d.waiters / 50 * c.resync_chunk / 1e6
     seed = d.waiters * c.seed_poll / 1e6 * 100
     return cpu_us / 1e4, memory, network, resync, seed

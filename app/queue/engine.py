@@ -72,6 +72,8 @@ class QueueSettings:
     wait_grace: float = 30.0
     max_connections_per_token: int = 4
     resume_tail: int = 32 << 20
+    egress_budget: int = 0  # bytes/s for the whole deployment; 0: admit by capacity alone
+    min_rate: int = 1 << 20  # bytes/s: with a budget, admit only while another download gets this
     mode: QueueMode = QueueMode.OPEN  # set by operators, never seeded
 
     @classmethod
@@ -85,6 +87,8 @@ class QueueSettings:
             wait_grace=config["WAIT_GRACE"],
             max_connections_per_token=config["MAX_CONNECTIONS_PER_TOKEN"],
             resume_tail=config["RESUME_TAIL"],
+            egress_budget=config["EGRESS_BUDGET"],
+            min_rate=config["MIN_RATE"],
         )
 
     @classmethod
@@ -99,6 +103,8 @@ class QueueSettings:
             wait_grace=stored["wait_ms"] / 1000,
             max_connections_per_token=int(stored["max_connections"]),
             resume_tail=int(stored["resume_tail"]),
+            egress_budget=int(stored.get("egress_budget") or 0),
+            min_rate=int(stored.get("min_rate") or cls.min_rate),
             mode=QueueMode(stored.get("mode") or QueueMode.OPEN),
         )
 
@@ -113,11 +119,11 @@ class QueueSettings:
         return pairs
 
     def seed_args(self) -> list[int]:
-        """ARGV[3..10] of every script, in lib.lua's order."""
+        """ARGV[3..ARG] of every script, in lib.lua's order."""
         return [
             self.capacity, self.max_queue_length, _ms(self.admit_timeout), _ms(self.stall_timeout),
             _ms(self.resume_grace), _ms(self.wait_grace), self.max_connections_per_token,
-            self.resume_tail,
+            self.resume_tail, self.egress_budget, self.min_rate,
         ]
 
     def differences(self, other: QueueSettings) -> dict[str, tuple[Any, Any]]:
@@ -162,6 +168,8 @@ class Snapshot:
     rebind: bool = False
     more: bool = False  # reclaiming stopped at its per-call budget: call again
     joined: bool = False  # this join made a new place in line
+    egress: float | None = None  # with a budget: bytes/s the running downloads deliver now
+    limit: int | None = None  # with a budget: downloads it allows to run now (<= capacity)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Snapshot:
@@ -189,6 +197,8 @@ class Snapshot:
             rebind=bool(data.get("rebind")),
             more=bool(data.get("more")),
             joined=bool(data.get("joined")),
+            egress=None if data.get("egress") is None else float(data["egress"]),
+            limit=None if data.get("limit") is None else int(data["limit"]),
         )
 
     def eta_seconds(self, position: int | None = None) -> int | None:
@@ -202,7 +212,7 @@ class Snapshot:
         position = self.position if position is None else position
         if position is None:
             return None
-        free = self.capacity - self.active if self.mode != QueueMode.PAUSED else 0
+        free = self.allowed - self.active if self.mode != QueueMode.PAUSED else 0
         ahead = position - 1 - max(0, free)  # slots that must free before this place's turn
         if position <= 0 or ahead < 0:
             return 0
@@ -222,8 +232,13 @@ class Snapshot:
         if rate > 0:
             return round((ahead + 1) / rate)
         if self.cycle > 0:
-            return round(self.cycle * (ahead // max(1, self.capacity) + 1))
+            return round(self.cycle * (ahead // max(1, self.allowed) + 1))
         return None
+
+    @property
+    def allowed(self) -> int:
+        """Downloads that may run now: the capacity, or fewer while the egress budget is full."""
+        return self.capacity if self.limit is None else min(self.capacity, self.limit)
 
 
 @dataclass(frozen=True)
@@ -266,6 +281,8 @@ STORED_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "wait_grace": ("wait_ms", _ms),
     "max_connections_per_token": ("max_connections", int),
     "resume_tail": ("resume_tail", int),
+    "egress_budget": ("egress_budget", int),
+    "min_rate": ("min_rate", int),
     "mode": ("mode", lambda value: QueueMode(value).value),
 }
 

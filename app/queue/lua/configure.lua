@@ -1,17 +1,17 @@
 -- configure.lua: an operator changes the queue's rules; every process follows from its next call.
--- KEYS and ARGV[1..10]: see lib.lua.
--- ARGV[11..] field, value pairs (at most one per field): capacity, max_queue_length, admit_ms,
---   stall_ms, resume_ms, wait_ms, max_connections, resume_tail (integers within lib.lua's
---   limits) and mode (open | paused: admit no one | draining: take no newcomers).
+-- KEYS and ARGV[1..ARG]: see lib.lua.
+-- ARGV[ARG + 1..] field, value pairs (at most one per field): capacity, max_queue_length, admit_ms,
+--   stall_ms, resume_ms, wait_ms, max_connections, resume_tail, egress_budget, min_rate
+--   (integers within lib.lua's limits) and mode (open | paused: admit no one | draining: take no newcomers).
 -- Every pair is checked before anything is written. Slots a larger capacity or a resumed line
 -- frees are filled in the same call, and one event tells every process's waiters.
 -- Returns JSON: the snapshot with the settings as now stored.
-local n = #ARGV - 10
+local n = #ARGV - ARG
 if n < 2 or n % 2 == 1 or n > 2 * (#FIELDS + 1) then bad('settings') end
 local index = {}
 for k = 1, #FIELDS do index[FIELDS[k]] = k end
 local values = {}
-for i = 11, #ARGV, 2 do
+for i = ARG + 1, #ARGV, 2 do
   local name = ARGV[i]
   if name == 'mode' then
     if not MODES[ARGV[i + 1]] then bad('mode') end
@@ -19,13 +19,13 @@ for i = 11, #ARGV, 2 do
     values[#values + 1] = ARGV[i + 1]
   elseif index[name] then
     values[#values + 1] = name
-    values[#values + 1] = arg_int(i + 1, 1, LIMITS[index[name]], name)
+    values[#values + 1] = arg_int(i + 1, LOWS[index[name]], LIMITS[index[name]], name)
   else
     bad('setting')
   end
 end
 begin()
-redis.call('HSET', CFG, unpack(values))  -- at most 18 values
+redis.call('HSET', CFG, unpack(values))  -- at most 22 values
 for i = 1, #values, 2 do SETTINGS[values[i]] = values[i + 1] end
 follow_settings()
 changed = true

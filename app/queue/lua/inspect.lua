@@ -1,12 +1,12 @@
 -- inspect.lua: what an operator sees (read only: no reaping, no writes).
--- KEYS and ARGV[1..10]: see lib.lua.
--- ARGV[11] how many running downloads to describe (0..500), soonest lease first
+-- KEYS and ARGV[1..ARG]: see lib.lua.
+-- ARGV[ARG + 1] how many running downloads to describe (0..500), soonest lease first
 -- Returns JSON: the snapshot plus
 --   stats = the stats hash as a flat list [field, value, ...] (a bounded number of fields),
 --   downloads = [{id, state, file, client, bytes, size, joined, admitted, started, lease,
 --                 connections}] (times in ms, Redis time).
 WITH_SCHEDULE = true  -- the reply feeds ETAs
-local limit = arg_int(11, 0, 500, 'limit')
+local limit = arg_int(ARG + 1, 0, 500, 'limit')
 local downloads = {}
 if limit > 0 then
   local ids = redis.call('ZRANGE', A, 0, limit - 1, 'WITHSCORES')

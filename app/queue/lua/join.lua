@@ -1,8 +1,8 @@
 -- join.lua: join the line, or re-attach to this token's existing place.
--- KEYS and ARGV[1..10]: see lib.lua. A caller with an owner id holds the waiter with its
+-- KEYS and ARGV[1..ARG]: see lib.lua. A caller with an owner id holds the waiter with its
 -- stream (no presence deadline while that process lives); one without renews its presence.
--- ARGV[11] token id     ARGV[12] file id     ARGV[13] file size (bytes)
--- ARGV[14] token expiry (ms, Unix epoch)      ARGV[15] client address
+-- ARGV[ARG + 1] token id     ARGV[ARG + 2] file id     ARGV[ARG + 3] file size (bytes)
+-- ARGV[ARG + 4] token expiry (ms, Unix epoch)      ARGV[ARG + 5] client address
 -- Returns JSON: the snapshot plus
 --   state = waiting|admitted|downloading|paused|spent|removed|expired|full|draining,
 --   position and seq (join number) when waiting, joined = true when this call made the place.
@@ -10,11 +10,11 @@
 -- Admission of the head happens here too; an event is published only when someone was admitted
 -- or dropped.
 WITH_SCHEDULE = true  -- the reply feeds ETAs
-local id = arg_id(11, 'token id')
-local file_id = arg_int(12, 0, MAX_INT, 'file id')
-local size = arg_int(13, 0, MAX_INT, 'file size')
-local expires = arg_int(14, 0, MAX_MS, 'token expiry')
-local client = ARGV[15] or ''
+local id = arg_id(ARG + 1, 'token id')
+local file_id = arg_int(ARG + 2, 0, MAX_INT, 'file id')
+local size = arg_int(ARG + 3, 0, MAX_INT, 'file size')
+local expires = arg_int(ARG + 4, 0, MAX_MS, 'token expiry')
+local client = ARGV[ARG + 5] or ''
 if #client > 64 then bad('client address') end
 begin()
 

@@ -21,14 +21,17 @@
 --   KEYS[14] stats     HASH  running totals for metrics (joins, admissions, outcome_<kind>,
 --                            dropped_<reason>, histograms <name>_b<i>/_sum/_n) and the last
 --                            hour per minute (m<k> = minute, mb<k> bytes, ma<k> admissions)
+--                            and the last seconds (s<k> = second, sb<k> acknowledged bytes)
 -- and the same leading ARGV:
 --   ARGV[1]  pub/sub channel for state-change events (names the queue and the database); the
 --            line before lib.lua sets PUBLISH: 'SPUBLISH' on a cluster, 'PUBLISH' elsewhere
 --   ARGV[2]  the calling process's owner id ('' for none); a call is its sign of life
---   ARGV[3..10] settings to seed when the queue has none: capacity, max queue length,
+--   ARGV[3..ARG] settings to seed when the queue has none: capacity, max queue length,
 --            admit timeout ms, stall timeout ms, resume grace ms, wait grace ms,
---            max connections per token, resume tail bytes
--- Script-specific ARGV start at ARGV[11]. Bad arguments raise "BADARG ..." before any write.
+--            max connections per token, resume tail bytes, egress budget (bytes/s, 0 = none),
+--            min rate (bytes/s)
+-- Script-specific ARGV start at ARGV[ARG + 1] (ARG = 2 + the number of settings).
+-- Bad arguments raise "BADARG ..." before any write.
 local W, P, A, I, S, C, R, J = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local CFG, O, H, E, D, ST = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 
@@ -60,28 +63,31 @@ local OWNER = ARGV[2] or ''
 if CHANNEL == nil or #CHANNEL == 0 then bad('channel') end
 if string.find(OWNER, '|', 1, true) then bad('owner') end
 local FIELDS = {'capacity', 'max_queue_length', 'admit_ms', 'stall_ms', 'resume_ms', 'wait_ms',
-                'max_connections', 'resume_tail'}
+                'max_connections', 'resume_tail', 'egress_budget', 'min_rate'}
 -- (each stays below 1e14: cjson writes numbers with 14 significant digits)
-local LIMITS = {1e9, 1e12, MAX_MS, MAX_MS, MAX_MS, MAX_MS, 1e6, 1e12}
+local LOWS = {1, 1, 1, 1, 1, 1, 1, 1, 0, 1}
+local LIMITS = {1e9, 1e12, MAX_MS, MAX_MS, MAX_MS, MAX_MS, 1e6, 1e12, 1e13, 1e13}
+local ARG = 2 + #FIELDS
 local MODES = {open = true, paused = true, draining = true}
 local SEED, SETTINGS, missing = {}, {}, false
 do
   local stored = redis.call('HMGET', CFG, FIELDS[1], FIELDS[2], FIELDS[3], FIELDS[4], FIELDS[5],
-    FIELDS[6], FIELDS[7], FIELDS[8], 'mode')
+    FIELDS[6], FIELDS[7], FIELDS[8], FIELDS[9], FIELDS[10], 'mode')
   for n = 1, #FIELDS do
-    SEED[n] = arg_int(2 + n, 1, LIMITS[n], FIELDS[n])
+    SEED[n] = arg_int(2 + n, LOWS[n], LIMITS[n], FIELDS[n])
     SETTINGS[FIELDS[n]] = tonumber(stored[n]) or SEED[n]
     if not stored[n] then missing = true end
   end
   SETTINGS.mode = MODES[stored[#FIELDS + 1]] and stored[#FIELDS + 1] or 'open'
 end
-local CAPACITY, MAX_LEN, ADMIT_MS, STALL_MS, RESUME_MS, WAIT_MS, MAX_CONNS, TAIL, MODE
+local CAPACITY, MAX_LEN, ADMIT_MS, STALL_MS, RESUME_MS, WAIT_MS, MAX_CONNS, TAIL, MODE, BUDGET, MIN_RATE
 -- the rules every step below follows (configure.lua calls it again after changing them)
 local function follow_settings()
   CAPACITY, MAX_LEN = SETTINGS.capacity, SETTINGS.max_queue_length
   ADMIT_MS, STALL_MS, RESUME_MS = SETTINGS.admit_ms, SETTINGS.stall_ms, SETTINGS.resume_ms
   WAIT_MS, MAX_CONNS, TAIL = SETTINGS.wait_ms, SETTINGS.max_connections, SETTINGS.resume_tail
   MODE = SETTINGS.mode
+  BUDGET, MIN_RATE = SETTINGS.egress_budget, SETTINGS.min_rate
 end
 follow_settings()
 
@@ -124,6 +130,50 @@ local function per_minute(kind, n)
     redis.call('HSET', ST, 'm' .. slot, minute, 'mb' .. slot, 0, 'ma' .. slot, 0)
   end
   redis.call('HINCRBY', ST, kind .. slot, n)
+end
+
+-- the last seconds from every host, one slot per second (a slot is reset when its second comes
+-- round again): bytes the clients acknowledged (sb) and admissions (sa), for the egress budget
+local EGRESS_SLOTS, EGRESS_WINDOW, YOUNG_SECONDS = 8, 3, 4
+local function per_second(kind, n)
+  local second = math.floor(NOW / 1000)
+  local slot = second % EGRESS_SLOTS
+  if tonumber(redis.call('HGET', ST, 's' .. slot)) ~= second then
+    redis.call('HSET', ST, 's' .. slot, second, 'sb' .. slot, 0, 'sa' .. slot, 0)
+  end
+  redis.call('HINCRBY', ST, kind .. slot, n)
+end
+
+-- the running downloads' throughput (bytes/s acknowledged over the last EGRESS_WINDOW whole
+-- seconds, as reported by every host: one that stops reporting stops counting), and the
+-- admissions of the last YOUNG_SECONDS (too young to show in it yet)
+local function egress()
+  local second = math.floor(NOW / 1000)
+  local fields = {}
+  for k = 0, YOUNG_SECONDS do
+    local slot = (second - k) % EGRESS_SLOTS
+    fields[#fields + 1] = 's' .. slot
+    fields[#fields + 1] = 'sb' .. slot
+    fields[#fields + 1] = 'sa' .. slot
+  end
+  local got = redis.call('HMGET', ST, unpack(fields))  -- 15 fields
+  local bytes, young = 0, 0
+  for k = 0, YOUNG_SECONDS do
+    if tonumber(got[3 * k + 1]) == second - k then
+      if k >= 1 and k <= EGRESS_WINDOW then bytes = bytes + tonumber(got[3 * k + 2] or 0) end
+      young = young + tonumber(got[3 * k + 3] or 0)
+    end
+  end
+  return bytes / EGRESS_WINDOW, young
+end
+
+-- how many downloads may run now: the capacity, and with an egress budget only as many as leave
+-- room for each young one and one more at MIN_RATE beside the measured throughput
+local function admit_limit(active)
+  if BUDGET <= 0 then return CAPACITY end
+  local rate, young = egress()
+  local room = math.floor((BUDGET - rate - young * MIN_RATE) / MIN_RATE)
+  return math.min(CAPACITY, active + math.max(0, room))
 end
 
 -- a duration into a histogram (bucket upper bounds in seconds; metrics.py names the same ones)
@@ -363,6 +413,7 @@ local function admit(head, seq, info)
   redis.call('ZADD', A, NOW + ADMIT_MS, head)
   redis.call('LPUSH', R, NOW)
   redis.call('LTRIM', R, 0, RATE_WINDOW - 1)
+  if BUDGET > 0 then per_second('sa', 1) end
   journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or '', 'seq', seq})
   bump('admissions')
   per_minute('ma', 1)
@@ -377,7 +428,8 @@ local function fill()
   if MODE == 'paused' then return end
   for step = 1, BATCH + 1 do
     if step > BATCH then more = true break end
-    if redis.call('ZCARD', A) >= CAPACITY then break end
+    local active = redis.call('ZCARD', A)
+    if active >= CAPACITY or (BUDGET > 0 and active >= admit_limit(active)) then break end
     local first = redis.call('ZRANGE', W, 0, 0, 'WITHSCORES')
     local head, seq = first[1], tonumber(first[2])
     if not head then break end
@@ -454,10 +506,17 @@ local function snapshot()
   if WITH_SCHEDULE and (waiting > 0 or active >= CAPACITY) and active <= SCHEDULE_SLOTS then
     slots, cycle = schedule()
   end
+  local egress_rate, limit = nil, nil
+  if BUDGET > 0 then
+    egress_rate = egress()
+    limit = admit_limit(active)
+  end
   return {
     now = NOW,
     waiting = waiting,
     active = active,
+    egress = egress_rate,
+    limit = limit,
     capacity = CAPACITY,
     mode = MODE,
     rate = r,

@@ -1,12 +1,12 @@
 -- progress.lua: the client acknowledged bytes of a connection; renew the lease, record what
 -- the client has, maybe complete.
--- KEYS and ARGV[1..10]: see lib.lua.
--- ARGV[11] token id   ARGV[12] connection id
--- ARGV[13] first byte of the connection's range   ARGV[14] end (exclusive) of what the client
---          acknowledged so far   ARGV[15] bytes acknowledged since the last report
--- ARGV[16] end (exclusive) of the range the request asked for
--- ARGV[17] 1 when the connection is closing, else 0
--- ARGV[18] 1 when the connection has handed every byte of a range that runs to the file's end to
+-- KEYS and ARGV[1..ARG]: see lib.lua.
+-- ARGV[ARG + 1] token id   ARGV[ARG + 2] connection id
+-- ARGV[ARG + 3] first byte of the connection's range   ARGV[ARG + 4] end (exclusive) of what the client
+--          acknowledged so far   ARGV[ARG + 5] bytes acknowledged since the last report
+-- ARGV[ARG + 6] end (exclusive) of the range the request asked for
+-- ARGV[ARG + 7] 1 when the connection is closing, else 0
+-- ARGV[ARG + 8] 1 when the connection has handed every byte of a range that runs to the file's end to
 --          its kernel: if its process dies now, the kernel still delivers them, so the
 --          connection then counts as finished (a client that lacks them resumes from the tail)
 -- A token completes when the client acknowledged every byte of the file under it, or when a
@@ -17,14 +17,14 @@
 -- Returns JSON: the snapshot plus state =
 --   ok (lease renewed) | paused (no connection open: slot kept for the resume grace)
 --   | complete (slot freed, token spent, next waiter admitted) | gone (slot reclaimed: stop).
-local id = arg_id(11, 'token id')
-local conn = arg_id(12, 'connection id')
-local first = arg_int(13, 0, MAX_INT, 'first')
-local last = arg_int(14, first, MAX_INT, 'last')
-local delta = arg_int(15, 0, MAX_INT, 'delta')
-local range_end = arg_int(16, first, MAX_INT, 'range end')
-local closing = ARGV[17] == '1'
-local handed = ARGV[18] == '1'
+local id = arg_id(ARG + 1, 'token id')
+local conn = arg_id(ARG + 2, 'connection id')
+local first = arg_int(ARG + 3, 0, MAX_INT, 'first')
+local last = arg_int(ARG + 4, first, MAX_INT, 'last')
+local delta = arg_int(ARG + 5, 0, MAX_INT, 'delta')
+local range_end = arg_int(ARG + 6, first, MAX_INT, 'range end')
+local closing = ARGV[ARG + 7] == '1'
+local handed = ARGV[ARG + 8] == '1'
 begin()
 local info = get_info(id)
 local state
@@ -35,6 +35,7 @@ else
   if delta > 0 then
     bump('bytes', delta)
     per_minute('mb', delta)
+    if BUDGET > 0 then per_second('sb', delta) end
   end
   -- the download's recent throughput (bytes/s, smoothed over a few reports): what its client
   -- takes now, not the burst that filled the socket buffers at the start

@@ -2,10 +2,10 @@
 -- loses its slot, which goes to the next waiter in the same call (its connections stop at
 -- their next progress report, which answers gone). The token may not join or download again
 -- until it expires (a day when the queue does not know its expiry).
--- KEYS and ARGV[1..10]: see lib.lua.
--- ARGV[11] token id
+-- KEYS and ARGV[1..ARG]: see lib.lua.
+-- ARGV[ARG + 1] token id
 -- Returns JSON: the snapshot plus state = the token's state before (none if unknown).
-local id = arg_id(11, 'token id')
+local id = arg_id(ARG + 1, 'token id')
 begin()
 local info = take_out(id, 'removed')
 local state = info and info.s or ended(id) or 'none'

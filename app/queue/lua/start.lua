@@ -1,8 +1,8 @@
 -- start.lua: a download connection opens for a token.
--- KEYS and ARGV[1..10]: see lib.lua. The connection belongs to the calling process: it counts
+-- KEYS and ARGV[1..ARG]: see lib.lua. The connection belongs to the calling process: it counts
 -- as open until that process closes it or stops showing signs of life.
--- ARGV[11] token id   ARGV[12] connection id   ARGV[13] bytes the request asks for
--- ARGV[14] the first byte it asks for: a client resuming inside a stretch an interrupted
+-- ARGV[ARG + 1] token id   ARGV[ARG + 2] connection id   ARGV[ARG + 3] bytes the request asks for
+-- ARGV[ARG + 4] the first byte it asks for: a client resuming inside a stretch an interrupted
 --          connection still owes says it has the bytes before it (it may have read a little
 --          more than the server saw acknowledged: an ACK lags the data it acknowledges)
 -- Returns JSON: the snapshot plus state =
@@ -10,10 +10,10 @@
 --   | tail (a completed token within its resume grace, asking for no more than its tail
 --     budget left: served without a slot; the budget is charged now)
 --   | spent (completed, and past its grace or its budget) | removed (by an operator).
-local id = arg_id(11, 'token id')
-local conn = arg_id(12, 'connection id')
-local length = arg_int(13, 0, MAX_INT, 'length')
-local first = arg_int(14, 0, MAX_INT, 'first')
+local id = arg_id(ARG + 1, 'token id')
+local conn = arg_id(ARG + 2, 'connection id')
+local length = arg_int(ARG + 3, 0, MAX_INT, 'length')
+local first = arg_int(ARG + 4, 0, MAX_INT, 'first')
 begin()
 fill()
 local info = get_info(id)

@@ -1,9 +1,9 @@
 -- unbind.lua: this process's stream of a waiter closed; its wait grace starts now unless
 -- another process's stream still holds it.
--- KEYS and ARGV[1..10]: see lib.lua (ARGV[2] must name the process).
--- ARGV[11] token id
+-- KEYS and ARGV[1..ARG]: see lib.lua (ARGV[2] must name the process).
+-- ARGV[ARG + 1] token id
 -- Returns JSON: the snapshot plus state = the token's state (none if unknown).
-local id = arg_id(11, 'token id')
+local id = arg_id(ARG + 1, 'token id')
 if OWNER == '' then bad('owner') end
 begin()
 local info = get_info(id)

@@ -141,6 +141,15 @@ class QueueCollector:
         for name in MODES:
             mode.add_metric([name], 1 if snap.mode == name else 0)
         yield mode
+        if snap.settings is not None and snap.settings.egress_budget:
+            for name, text, value in (
+                ("egress_budget_bytes", "The deployment's egress budget, bytes/s.", snap.settings.egress_budget),
+                ("egress_bytes", "Bytes/s the running downloads delivered over the last seconds, all hosts.",
+                 snap.egress or 0),
+                ("admission_limit", "Downloads the egress budget lets run now (at most the capacity).",
+                 snap.limit if snap.limit is not None else snap.capacity),
+            ):
+                yield GaugeMetricFamily(f"download_queue_{name}", text, value=value)
         eta = snap.eta_seconds(snap.waiting + 1)
         if eta is not None:
             yield GaugeMetricFamily("download_queue_newcomer_eta_seconds",

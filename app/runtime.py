@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 from flask import Flask
-from redis import Redis
 
 from .history.recorder import HistoryRecorder
 from .metrics import ProcessMetrics
 from .queue.connection import connect
 from .queue.engine import QueueEngine, QueueSettings, Snapshot
 from .queue.hub import QueueHub
+from .storage.bandwidth import HostBandwidth
 
 
 class QueueRuntime:
@@ -31,6 +31,7 @@ class QueueRuntime:
         self._engine: QueueEngine | None = None
         self._hub: QueueHub | None = None
         self._recorder: HistoryRecorder | None = None
+        self._bandwidth: HostBandwidth | None = None
 
     def _fresh(self) -> bool:
         return self._pid == os.getpid()
@@ -46,13 +47,9 @@ class QueueRuntime:
                                      replicas=config["REDIS_WAIT_REPLICAS"],
                                      replica_timeout=config["REDIS_WAIT_TIMEOUT"] / 1000)
                 engine.on_call = self.metrics.script_called
-                self._engine, self._hub, self._recorder = engine, None, None
+                self._engine, self._hub, self._recorder, self._bandwidth = engine, None, None, None
                 self._pid = os.getpid()
             return self._engine
-
-    @property
-    def client(self) -> Redis:
-        return self.engine.client
 
     @property
     def hub(self) -> QueueHub:
@@ -63,6 +60,17 @@ class QueueRuntime:
                 self._hub = QueueHub(engine, on_event=self._event_seen)
                 self._hub.start()
             return self._hub
+
+    @property
+    def bandwidth(self) -> HostBandwidth | None:
+        """The process's side of the host's ``BANDWIDTH_LIMIT`` (None without one)."""
+        engine, limit = self.engine, self.app.config["BANDWIDTH_LIMIT"]
+        if not limit:
+            return None
+        with self._lock:
+            if self._bandwidth is None:
+                self._bandwidth = HostBandwidth(engine.client, engine.keys.prefix, limit, engine.owner)
+            return self._bandwidth
 
     def _event_seen(self, event: Snapshot) -> None:
         self.metrics.event_lag.observe(max(0.0, time.time() - event.now / 1000))

@@ -82,6 +82,8 @@ SETTINGS = {
         "wait_grace": {"type": "number", "minimum": 0.001, "maximum": 1e10},
         "max_connections_per_token": {"type": "integer", "minimum": 1, "maximum": 10**6},
         "resume_tail": {"type": "integer", "minimum": 1, "maximum": 10**12},
+        "egress_budget": {"type": "integer", "minimum": 0, "maximum": 10**13},
+        "min_rate": {"type": "integer", "minimum": 1, "maximum": 10**13},
     },
     "additionalProperties": False,
     "minProperties": 1,
@@ -92,7 +94,8 @@ ADMIN_STATE = {
     "properties": {
         "now": {"type": "string", "format": "date-time"},
         "line": {"type": "object", "required": ["waiting", "active", "capacity", "mode"], "properties": {
-            **LINE, "admissions_per_second": {"type": "number"}, "newcomer_eta_seconds": NULLABLE_INT}},
+            **LINE, "admissions_per_second": {"type": "number"}, "newcomer_eta_seconds": NULLABLE_INT,
+            "egress_bytes_per_second": NULLABLE_INT, "admission_limit": NULLABLE_INT}},
         "settings": {"type": "object", "properties": {**SETTINGS["properties"], "mode": MODE}},
         "downloads": {"type": "array", "items": {"type": "object", "required": ["token_id", "state"], "properties": {
             "token_id": {"type": "string"}, "state": {"type": "string"}, "file_id": {"type": "integer"},

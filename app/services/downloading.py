@@ -17,7 +17,6 @@ from ..errors import AppError, Unavailable
 from ..queue.engine import Snapshot
 from ..queue.states import HELD, Reply
 from ..runtime import runtime
-from ..storage.bandwidth import HostShare
 from ..storage.ranges import Selection, evaluate_preconditions, select
 from ..storage.sender import Transfer
 from .refusals import not_admitted, refusal
@@ -121,8 +120,7 @@ def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -
             reported = reported_before  # not heard: the next report carries these bytes too
             return True  # the store is down: keep serving, the lease decides later
 
-    limit = app.config["BANDWIDTH_LIMIT"]
-    share = HostShare(rt.client, engine.keys.prefix, limit, conn_id) if limit else None
+    share = rt.bandwidth.join(token_id, conn_id) if rt.bandwidth is not None else None
     fh = open(download.path, "rb")  # noqa: SIM115 - closed by Transfer.close
     return Transfer(
         fh,

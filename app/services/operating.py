@@ -32,6 +32,8 @@ SETTING_RULES: dict[str, tuple[type, float, float]] = {
     "wait_grace": (float, 0.001, DURATION_MAX),
     "max_connections_per_token": (int, 1, 10**6),
     "resume_tail": (int, 1, 10**12),
+    "egress_budget": (int, 0, 10**13),
+    "min_rate": (int, 1, 10**13),
 }
 MODE_ACTIONS = {QueueMode.PAUSED: "pause", QueueMode.OPEN: "resume", QueueMode.DRAINING: "drain"}
 
@@ -89,6 +91,9 @@ def describe(inspection: Inspection) -> dict[str, Any]:
             "mode": str(snap.mode),
             "admissions_per_second": round(snap.rate, 3),
             "newcomer_eta_seconds": snap.eta_seconds(snap.waiting + 1),
+            # with an egress budget: what the running downloads deliver, and how many it lets run
+            "egress_bytes_per_second": None if snap.egress is None else round(snap.egress),
+            "admission_limit": snap.limit,
         },
         "settings": settings_view(snap.settings) if snap.settings else None,
         "downloads": downloads,

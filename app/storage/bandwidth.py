@@ -1,45 +1,193 @@
-"""A host-wide bandwidth limit shared fairly among the host's running downloads.
+"""A host's bandwidth limit (``BANDWIDTH_LIMIT``) shared max-min fairly by its downloads.
 
-Each running download renews its membership in a per-host Redis set about once a second
-and paces itself to ``limit / members``; a download whose process died drops out after
-a few seconds. Only used when ``BANDWIDTH_LIMIT`` is set.
+A share belongs to a download (a token), not to a connection: a token with four connections
+(``aria2c -x4``) gets one download's share, split among its connections. A download whose client
+takes less than its share keeps what it takes, and what it leaves goes to the others (max-min
+fairness, "water filling").
+
+No Redis call per chunk: each process keeps its connections' demands in memory (bytes/s sent
+over the last interval, or *greedy* when a connection used nearly all it was allowed, so it
+might take more). About once a second, one pipelined round trip per process writes them to the
+host's hash (one field per process, with a deadline) and reads every process's; the water level
+is worked out locally and each connection paces itself to it. A process that stops refreshing
+drops out at its deadline.
 """
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import socket
+import threading
 import time
+from dataclasses import dataclass
 
-from redis import Redis
+from redis import Redis, RedisCluster
 from redis.exceptions import RedisError
 
-MEMBERSHIP_TTL = 3.0
+log = logging.getLogger(__name__)
+
+GREEDY = -1.0  # a demand that is not known to be bounded: the connection used what it was allowed
+GREEDY_FRACTION = 0.9  # sent at least this part of its allowance: it could have sent more
+DEMAND_TTL = 3.0  # seconds a process's demands count without a refresh
+MIN_RATE = 16 << 10  # bytes/s: no connection is paced slower than this
+REFRESH_INTERVAL = 0.5  # seconds between two refreshes of a process's shares (one round trip)
 
 
-class HostShare:
-    """This connection's fair share of the host's bandwidth limit, in bytes per second."""
+def water_level(limit: float, demands: list[float]) -> float:
+    """The max-min fair share: downloads demanding less keep their demand, the others (and the
+    greedy) split what is left equally. ``demands`` are bytes/s or ``GREEDY``."""
+    if not demands:
+        return limit
+    bounded = sorted(d for d in demands if d != GREEDY)
+    left, count = float(limit), len(demands)
+    for demand in bounded:
+        if demand * count > left:
+            break
+        left -= demand
+        count -= 1
+    if count:
+        return left / count
+    return bounded[-1] + left  # everyone is satisfied: any one of them may grow into what is left
 
-    def __init__(self, client: Redis, prefix: str, limit: int, member: str) -> None:
+
+class ConnectionShare:
+    """One connection's pace: the bytes/s it may send now, read per chunk without Redis."""
+
+    def __init__(self, board: HostBandwidth, token: str, conn: str, rate: float) -> None:
+        self.board, self.token, self.conn = board, token, conn
+        self.rate = rate
+        self._sent = 0
+        self._since = time.monotonic()
+        self._allowed = rate
+
+    def sent(self, count: int) -> None:
+        self._sent += count
+
+    def pace(self, rate: float) -> None:
+        """The rate from now on, and the allowance the next demand is measured against."""
+        self.rate = self._allowed = rate
+
+    def demand(self, now: float) -> float:
+        """Bytes/s over the interval just ended (``GREEDY`` when the pace held it back); starts
+        the next interval."""
+        elapsed = max(1e-3, now - self._since)
+        rate = self._sent / elapsed
+        self._sent, self._since = 0, now
+        return GREEDY if rate >= GREEDY_FRACTION * self._allowed else rate
+
+    def leave(self) -> None:
+        self.board.leave(self)
+
+
+@dataclass
+class _Token:
+    connections: int = 0
+    demand: float = 0.0
+
+    def add(self, connections: int, demand: float) -> None:
+        self.connections += connections
+        if GREEDY in (self.demand, demand):
+            self.demand = GREEDY
+        else:
+            self.demand += demand
+
+
+class HostBandwidth:
+    """This process's side of the host's shared limit (``limit`` bytes/s for the whole host)."""
+
+    def __init__(self, client: Redis | RedisCluster, prefix: str, limit: int, owner: str,
+                 interval: float = REFRESH_INTERVAL) -> None:
         self.client = client
         self.key = f"{prefix}:bandwidth:{socket.gethostname()}"
         self.limit = limit
-        self.member = member
-        self.rate = float(limit)
+        self.owner = owner
+        self.interval = interval
+        self.level = float(limit)  # the last water level worked out for this host
+        self._shares: dict[ConnectionShare, None] = {}
+        self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def refresh(self) -> float:
-        now = time.time()
+    def join(self, token: str, conn: str) -> ConnectionShare:
+        """A new connection: the host's shares are worked out again at once (one round trip), so
+        it starts at its fair pace; the others follow within ``interval``."""
+        with self._lock:
+            share = ConnectionShare(self, token, conn, self.level)
+            self._shares[share] = None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="host-bandwidth", daemon=True)
+                self._thread.start()
+        self.refresh()
+        self._wake.set()
+        return share
+
+    def leave(self, share: ConnectionShare) -> None:
+        with self._lock:
+            self._shares.pop(share, None)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("bandwidth share refresh failed")
+            with self._lock:
+                if not self._shares:
+                    self._wake.clear()
+            time.sleep(self.interval)
+
+    def refresh(self) -> None:
+        """Publish this process's demands, read the host's, and re-pace every local connection."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            shares = list(self._shares)
+        mine: dict[str, _Token] = {}
+        for share in shares:
+            mine.setdefault(share.token, _Token()).add(1, share.demand(now))
+        wall = time.time()
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.zadd(self.key, {self.member: now + MEMBERSHIP_TTL})
-            pipe.zremrangebyscore(self.key, "-inf", now)
-            pipe.zcard(self.key)
-            pipe.expire(self.key, int(MEMBERSHIP_TTL) + 1)
-            members = pipe.execute()[2]
-            self.rate = self.limit / max(1, int(members))
-        except RedisError:
-            pass
-        return self.rate
+            if mine:
+                entry = {"u": wall + DEMAND_TTL, "d": {t: [v.connections, v.demand] for t, v in mine.items()}}
+                pipe.hset(self.key, self.owner, json.dumps(entry))
+            else:
+                pipe.hdel(self.key, self.owner)
+            pipe.hgetall(self.key)
+            pipe.expire(self.key, int(DEMAND_TTL) * 10)
+            host = pipe.execute()[1]
+        except RedisError as exc:
+            log.warning("bandwidth shares not refreshed (%s); keeping the last ones", exc)
+            return
+        tokens, stale = self._host_tokens(host, wall)
+        if stale:
+            with contextlib.suppress(RedisError):
+                self.client.hdel(self.key, *stale)
+        for token, value in mine.items():
+            tokens.setdefault(token, _Token(value.connections, value.demand))  # not yet in the hash
+        self.level = water_level(self.limit, [t.demand for t in tokens.values()])
+        for share in shares:
+            token = tokens[share.token]
+            share.pace(max(MIN_RATE, self.level / max(1, token.connections)))
 
-    def leave(self) -> None:
-        with contextlib.suppress(RedisError):
-            self.client.zrem(self.key, self.member)
+    def _host_tokens(self, host: dict[bytes, bytes], wall: float) -> tuple[dict[str, _Token], list[bytes]]:
+        """Every live process's demands, summed per token (its connections on any process here)."""
+        tokens: dict[str, _Token] = {}
+        stale = []
+        for field, raw in host.items():
+            try:
+                entry = json.loads(raw)
+                if entry["u"] < wall:
+                    stale.append(field)
+                    continue
+                for token, (connections, demand) in entry["d"].items():
+                    tokens.setdefault(token, _Token()).add(int(connections), float(demand))
+            except (ValueError, KeyError, TypeError):
+                stale.append(field)
+        return tokens, stale

@@ -26,13 +26,13 @@ import gevent
 from gevent.socket import wait_write
 
 from .acks import AckCounter
-from .bandwidth import HostShare
+from .bandwidth import ConnectionShare
 
 log = logging.getLogger(__name__)
 
 CHUNK = 256 << 10
 MIN_CHUNK = 16 << 10
-SHARE_INTERVAL = 0.25  # how often a rate-limited transfer re-reads its share of the host limit
+SHARE_INTERVAL = 0.25  # how often a rate-limited transfer starts pacing afresh (its share may change)
 # the kernel tells no one when an acknowledgement arrives (EPOLLOUT only fires for buffer room
 # above a watermark), so the end of a transfer polls, backing off from 2 ms to 50 ms
 ACK_POLL_FIRST, ACK_POLL_MAX = 0.002, 0.05
@@ -57,7 +57,7 @@ class Transfer:
         end: int,
         on_progress: ProgressFn,
         sock: Any = None,
-        share: HostShare | None = None,
+        share: ConnectionShare | None = None,
         report_interval: float = 1.0,
         stall_timeout: float = 30.0,
     ) -> None:
@@ -89,8 +89,6 @@ class Transfer:
         return min(self.sent, self.acks.acked())
 
     def __iter__(self) -> Iterator[bytes]:
-        if self.share is not None:
-            self.share.refresh()
         if self.sock is None:
             yield from self._read_chunks()
             return
@@ -124,9 +122,9 @@ class Transfer:
         self._maybe_report(now)
         if self.share is not None and now >= self._next_share:
             self._next_share = now + SHARE_INTERVAL
-            self.share.refresh()
             self._pace_from, self._pace_bytes = now, 0
         if self.share is not None:
+            self.share.sent(count)
             self._pace_bytes += count
             ahead = self._pace_bytes / self.share.rate - (now - self._pace_from)
             if ahead > 0:

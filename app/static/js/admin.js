@@ -75,6 +75,12 @@
     text("capacity", line.capacity);
     text("eta", line.newcomer_eta_seconds === null ? "unknown" : line.newcomer_eta_seconds + " s");
     text("rate", (line.admissions_per_second * 60).toFixed(1));
+    $("egress-figure").hidden = line.admission_limit === null;
+    if (line.admission_limit !== null) {
+      text("egress", (line.egress_bytes_per_second / 1e6).toFixed(1));
+      text("budget", (state.settings.egress_budget / 1e6).toFixed(1));
+      text("limit", line.admission_limit);
+    }
     renderDownloads(state.downloads);
     chart("chart-bytes", state.last_hour.bytes);
     chart("chart-admissions", state.last_hour.admissions);

@@ -5,6 +5,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -145,9 +146,7 @@ class Waiter(threading.Thread):
 
 def slow_holder(server, file_id: int) -> RawDownload:
     """A client admitted at once that reads its download slowly: it holds a slot."""
-    token = new_token(server.url, file_id)
-    assert requests.post(f"{server.url}/api/v1/queue/{token}", timeout=10).json()["state"] == "ready"
-    holder = RawDownload(server.port, f"/api/v1/downloads/{token}")
+    holder = RawDownload(server.port, f"/api/v1/downloads/{ready_token(server.url, file_id)}")
     assert holder.status == 200
     return holder
 
@@ -162,3 +161,53 @@ def start_waiters(bases: list[str], file_id: int, count: int) -> tuple[list[Wait
         wait_until(lambda w=waiter: w.events, timeout=20, message="the waiter's first event")
         waiters.append(waiter)
     return waiters, order
+
+
+class PacedReader(threading.Thread):
+    """A download read at ``rate`` bytes/s (None: as fast as it comes) through a small receive
+    buffer, so the server feels the client's speed; ``taken()`` is what it has read so far."""
+
+    def __init__(self, port: int, path: str, rate: float | None = None, headers: dict | None = None) -> None:
+        super().__init__(daemon=True)
+        self.download = RawDownload(port, path, headers)
+        self.rate = rate
+        self.total = len(self.download.buffer)
+        self.stopped = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        began = time.monotonic()
+        sock = self.download.sock
+        while not self.stopped.is_set():
+            try:
+                chunk = sock.recv(16 << 10)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.total += len(chunk)
+            if self.rate:
+                ahead = self.total / self.rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def taken(self) -> int:
+        return self.total
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.download.close()
+
+
+def ready_token(base: str, file_id: int) -> str:
+    """A token admitted at once (a slot is free)."""
+    token = new_token(base, file_id)
+    assert requests.post(f"{base}/api/v1/queue/{token}", timeout=10).json()["state"] == "ready"
+    return token
+
+
+def rates(readers: dict[str, list[PacedReader]], seconds: float) -> dict[str, float]:
+    """Bytes/s each group of readers took over the next ``seconds``."""
+    before = {name: sum(r.taken() for r in group) for name, group in readers.items()}
+    time.sleep(seconds)
+    return {name: (sum(r.taken() for r in group) - before[name]) / seconds for name, group in readers.items()}

@@ -60,6 +60,8 @@ class ConnectionShare:
         self._sent = 0
         self._since = time.monotonic()
         self._allowed = rate
+        self._measured = False  # a new connection's demand is unknown: greedy until measured
+        self._last = GREEDY
 
     def sent(self, count: int) -> None:
         self._sent += count
@@ -68,13 +70,16 @@ class ConnectionShare:
         """The rate from now on, and the allowance the next demand is measured against."""
         self.rate = self._allowed = rate
 
-    def demand(self, now: float) -> float:
-        """Bytes/s over the interval just ended (``GREEDY`` when the pace held it back); starts
-        the next interval."""
-        elapsed = max(1e-3, now - self._since)
+    def demand(self, now: float, interval: float) -> float:
+        """Bytes/s over the interval just ended (``GREEDY`` when the pace held it back, or when
+        too short to tell); starts the next interval."""
+        elapsed = now - self._since
+        if elapsed < interval / 2:
+            return GREEDY if not self._measured else self._last
         rate = self._sent / elapsed
-        self._sent, self._since = 0, now
-        return GREEDY if rate >= GREEDY_FRACTION * self._allowed else rate
+        self._sent, self._since, self._measured = 0, now, True
+        self._last = GREEDY if rate >= GREEDY_FRACTION * self._allowed else rate
+        return self._last
 
     def leave(self) -> None:
         self.board.leave(self)
@@ -150,7 +155,7 @@ class HostBandwidth:
             shares = list(self._shares)
         mine: dict[str, _Token] = {}
         for share in shares:
-            mine.setdefault(share.token, _Token()).add(1, share.demand(now))
+            mine.setdefault(share.token, _Token()).add(1, share.demand(now, self.interval))
         wall = time.time()
         try:
             pipe = self.client.pipeline(transaction=False)

@@ -119,7 +119,8 @@ def test_fast_readers_stop_admissions_until_their_throughput_frees_room(gunicorn
 
 def test_a_host_killed_mid_download_stops_counting_within_seconds(gunicorn, make_file):
     file_id, _ = make_file("f.bin", size=512 * MiB)
-    env = dict(QUEUE_CAPACITY=10, BANDWIDTH_LIMIT=4 * MiB, EGRESS_BUDGET=4 * MiB, MIN_RATE=1_500_000)
+    # one download at 4 MiB/s counts as MIN_RATE (2.5 MB/s): another 2.5 MB/s would not fit
+    env = dict(QUEUE_CAPACITY=10, BANDWIDTH_LIMIT=4 * MiB, EGRESS_BUDGET=4 * MiB, MIN_RATE=2_500_000)
     doomed, survivor = gunicorn(workers=1, **env), gunicorn(workers=1, **env)
     reader = PacedReader(doomed.port, f"/api/v1/downloads/{ready_token(doomed.url, file_id)}")
     try:

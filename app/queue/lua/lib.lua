@@ -133,20 +133,22 @@ local function per_minute(kind, n)
 end
 
 -- the last seconds from every host, one slot per second (a slot is reset when its second comes
--- round again): bytes the clients acknowledged (sb) and admissions (sa), for the egress budget
+-- round again): bytes the clients acknowledged (sb), the same capped at MIN_RATE per download
+-- (sc) and admissions (sa), for the egress budget
 local EGRESS_SLOTS, EGRESS_WINDOW, YOUNG_SECONDS = 8, 3, 4
 local function per_second(kind, n)
   local second = math.floor(NOW / 1000)
   local slot = second % EGRESS_SLOTS
   if tonumber(redis.call('HGET', ST, 's' .. slot)) ~= second then
-    redis.call('HSET', ST, 's' .. slot, second, 'sb' .. slot, 0, 'sa' .. slot, 0)
+    redis.call('HSET', ST, 's' .. slot, second, 'sb' .. slot, 0, 'sc' .. slot, 0, 'sa' .. slot, 0)
   end
   redis.call('HINCRBY', ST, kind .. slot, n)
 end
 
--- the running downloads' throughput (bytes/s acknowledged over the last EGRESS_WINDOW whole
--- seconds, as reported by every host: one that stops reporting stops counting), and the
--- admissions of the last YOUNG_SECONDS (too young to show in it yet)
+-- over the last EGRESS_WINDOW whole seconds, as every host reported (one that stops reporting
+-- stops counting): the bytes/s the running downloads deliver, and what they would still get
+-- squeezed to MIN_RATE each (a download faster than that could share); and the admissions of
+-- the last YOUNG_SECONDS, too young to show in either yet
 local function egress()
   local second = math.floor(NOW / 1000)
   local fields = {}
@@ -154,25 +156,31 @@ local function egress()
     local slot = (second - k) % EGRESS_SLOTS
     fields[#fields + 1] = 's' .. slot
     fields[#fields + 1] = 'sb' .. slot
+    fields[#fields + 1] = 'sc' .. slot
     fields[#fields + 1] = 'sa' .. slot
   end
-  local got = redis.call('HMGET', ST, unpack(fields))  -- 15 fields
-  local bytes, young = 0, 0
+  local got = redis.call('HMGET', ST, unpack(fields))  -- 20 fields
+  local bytes, capped, young = 0, 0, 0
   for k = 0, YOUNG_SECONDS do
-    if tonumber(got[3 * k + 1]) == second - k then
-      if k >= 1 and k <= EGRESS_WINDOW then bytes = bytes + tonumber(got[3 * k + 2] or 0) end
-      young = young + tonumber(got[3 * k + 3] or 0)
+    local at = 4 * k
+    if tonumber(got[at + 1]) == second - k then
+      if k >= 1 and k <= EGRESS_WINDOW then
+        bytes = bytes + tonumber(got[at + 2] or 0)
+        capped = capped + tonumber(got[at + 3] or 0)
+      end
+      young = young + tonumber(got[at + 4] or 0)
     end
   end
-  return bytes / EGRESS_WINDOW, young
+  return bytes / EGRESS_WINDOW, capped / EGRESS_WINDOW, young
 end
 
--- how many downloads may run now: the capacity, and with an egress budget only as many as leave
--- room for each young one and one more at MIN_RATE beside the measured throughput
+-- how many downloads may run now: the capacity, and with an egress budget only as many as keep
+-- every running one at MIN_RATE or at what its client takes, whichever is less (max-min shares
+-- let a faster one give way), each young one at MIN_RATE, and one more at MIN_RATE
 local function admit_limit(active)
   if BUDGET <= 0 then return CAPACITY end
-  local rate, young = egress()
-  local room = math.floor((BUDGET - rate - young * MIN_RATE) / MIN_RATE)
+  local _, capped, young = egress()
+  local room = math.floor((BUDGET - capped - young * MIN_RATE) / MIN_RATE)
   return math.min(CAPACITY, active + math.max(0, room))
 end
 

@@ -35,7 +35,6 @@ else
   if delta > 0 then
     bump('bytes', delta)
     per_minute('mb', delta)
-    if BUDGET > 0 then per_second('sb', delta) end
   end
   -- the download's recent throughput (bytes/s, smoothed over a few reports): what its client
   -- takes now, not the burst that filled the socket buffers at the start
@@ -44,6 +43,12 @@ else
     local sample = (info.b - (info.pb or 0)) * 1000 / (NOW - since)
     info.tp = info.tp and (0.6 * info.tp + 0.4 * sample) or sample
     info.pt, info.pb = NOW, info.b
+  end
+  if BUDGET > 0 and delta > 0 then
+    -- for the budget: what this download would still need if it gave way down to MIN_RATE
+    local speed = info.tp or 0
+    per_second('sb', delta)
+    per_second('sc', speed > MIN_RATE and math.floor(delta * MIN_RATE / speed) or delta)
   end
   if last > first then
     local ranges = info.r or {}

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)  # the cluster tests create their cluster with it
 command -v psql >/dev/null || [ -d /usr/lib/postgresql ] || need+=(postgresql)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v aria2c >/dev/null || need+=(aria2)

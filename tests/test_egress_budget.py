@@ -9,7 +9,7 @@ import pytest
 
 from app import create_app
 from app.config import load_config
-from app.queue.engine import QueueScriptError
+from app.queue.engine import QueueEngine, QueueScriptError
 from app.runtime import runtime
 
 from .queue_helpers import FAR, advance, new_engine
@@ -60,13 +60,13 @@ def test_young_downloads_reserve_min_rate_then_measured_throughput_decides(budge
     engine = budget_engine(capacity=10, egress_budget=10 * MB, min_rate=2 * MB)
     ids = [f"t{n}" for n in range(9)]
     snaps = join_all(engine, ids)
-    # nothing measured yet: each new download reserves MIN_RATE, so 5 fit in 10 MB/s
+    # nothing measured yet: each new download counts as MIN_RATE, so 5 fit in 10 MB/s
     assert [s.state for s in snaps] == ["admitted"] * 5 + ["waiting"] * 4
     assert snaps[-1].limit == 5
     running = ids[:5]
     for tid in running:
         engine.start(tid, "c1", 10**9)
-    # slow clients: 1 MB/s each, measured over whole seconds once they are no longer young
+    # slow clients: 1 MB/s each once measured
     report_seconds(engine, {tid: MB for tid in running}, 5)
     snap = engine.summary()
     assert snap.egress == pytest.approx(5 * MB)
@@ -93,15 +93,19 @@ def test_fast_downloads_stop_admissions_until_room_frees(budget_engine):
     assert engine.summary().active == 3 and engine.summary().waiting == 1
 
 
-def test_a_host_that_stops_reporting_stops_counting(budget_engine):
+def test_a_host_that_dies_stops_counting(budget_engine, redis_client):
+    """A dead process's download connections are dropped with its sign of life (5 s): the
+    download is paused, counts for nothing, and the next waiter gets its room."""
     engine = budget_engine(capacity=10, egress_budget=10 * MB, min_rate=6 * MB)
-    join_all(engine, ["gone"])
-    engine.start("gone", "c1", 10**9)
-    report_seconds(engine, {"gone": 10 * MB}, 5)
-    assert join_all(engine, ["next"])[0].state == "waiting"  # the link is full
-    advance(engine, 4)  # its host died: no more reports; its slot is still held
+    host = QueueEngine(redis_client, engine.keys.queue, engine.seed)  # the host that will die
+    join_all(host, ["gone"])
+    host.start("gone", "c1", 10**9)
+    report_seconds(host, {"gone": 10 * MB}, 5)
+    assert join_all(engine, ["next"])[0].state == "waiting"  # 6 MB/s counted + 6 more > 10
+    advance(engine, 6)  # the host sends nothing more, not even its sign of life
     snap = engine.reap()  # what every living process sends once a second
-    assert snap.egress == 0 and snap.active == 2 and snap.admitted == ["next"]
+    assert snap.active == 2 and snap.admitted == ["next"]
+    assert engine.status(["gone"]).tokens["gone"].state == "paused"  # its slot kept for a resume
 
 
 def test_the_budget_is_a_live_setting_checked_like_the_others(budget_engine):

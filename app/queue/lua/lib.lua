@@ -132,55 +132,52 @@ local function per_minute(kind, n)
   redis.call('HINCRBY', ST, kind .. slot, n)
 end
 
--- the last seconds from every host, one slot per second (a slot is reset when its second comes
--- round again): bytes the clients acknowledged (sb), the same capped at MIN_RATE per download
--- (sc) and admissions (sa), for the egress budget
-local EGRESS_SLOTS, EGRESS_WINDOW, YOUNG_SECONDS = 8, 3, 4
-local function per_second(kind, n)
+-- bytes the clients acknowledged over the last seconds, from every host, one slot per second (a
+-- slot is reset when its second comes round again): what the admin page and metrics show
+local EGRESS_SLOTS, EGRESS_WINDOW = 8, 3
+local function per_second(n)
   local second = math.floor(NOW / 1000)
   local slot = second % EGRESS_SLOTS
   if tonumber(redis.call('HGET', ST, 's' .. slot)) ~= second then
-    redis.call('HSET', ST, 's' .. slot, second, 'sb' .. slot, 0, 'sc' .. slot, 0, 'sa' .. slot, 0)
+    redis.call('HSET', ST, 's' .. slot, second, 'sb' .. slot, 0)
   end
-  redis.call('HINCRBY', ST, kind .. slot, n)
+  redis.call('HINCRBY', ST, 'sb' .. slot, n)
 end
 
--- over the last EGRESS_WINDOW whole seconds, as every host reported (one that stops reporting
--- stops counting): the bytes/s the running downloads deliver, and what they would still get
--- squeezed to MIN_RATE each (a download faster than that could share); and the admissions of
--- the last YOUNG_SECONDS, too young to show in either yet
+-- bytes/s over the last EGRESS_WINDOW whole seconds (a host that stops reporting stops counting)
 local function egress()
   local second = math.floor(NOW / 1000)
   local fields = {}
-  for k = 0, YOUNG_SECONDS do
-    local slot = (second - k) % EGRESS_SLOTS
-    fields[#fields + 1] = 's' .. slot
-    fields[#fields + 1] = 'sb' .. slot
-    fields[#fields + 1] = 'sc' .. slot
-    fields[#fields + 1] = 'sa' .. slot
+  for k = 1, EGRESS_WINDOW do
+    fields[#fields + 1] = 's' .. (second - k) % EGRESS_SLOTS
+    fields[#fields + 1] = 'sb' .. (second - k) % EGRESS_SLOTS
   end
-  local got = redis.call('HMGET', ST, unpack(fields))  -- 20 fields
-  local bytes, capped, young = 0, 0, 0
-  for k = 0, YOUNG_SECONDS do
-    local at = 4 * k
-    if tonumber(got[at + 1]) == second - k then
-      if k >= 1 and k <= EGRESS_WINDOW then
-        bytes = bytes + tonumber(got[at + 2] or 0)
-        capped = capped + tonumber(got[at + 3] or 0)
-      end
-      young = young + tonumber(got[at + 4] or 0)
-    end
+  local got = redis.call('HMGET', ST, unpack(fields))
+  local bytes = 0
+  for k = 1, EGRESS_WINDOW do
+    if tonumber(got[2 * k - 1]) == second - k then bytes = bytes + tonumber(got[2 * k] or 0) end
   end
-  return bytes / EGRESS_WINDOW, capped / EGRESS_WINDOW, young
+  return bytes / EGRESS_WINDOW
 end
 
--- how many downloads may run now: the capacity, and with an egress budget only as many as keep
--- every running one at MIN_RATE or at what its client takes, whichever is less (max-min shares
--- let a faster one give way), each young one at MIN_RATE, and one more at MIN_RATE
+-- what a running download counts for against the egress budget (info.cr, bytes/s; their sum is
+-- counters.committed): MIN_RATE until its throughput is measured, then what its client takes,
+-- capped at MIN_RATE (a faster one gives way under the hosts' max-min shares), 0 while paused or
+-- after it ended. Only kept while a budget is set; always given back.
+local function commit(info, rate)
+  if BUDGET <= 0 and rate > 0 then rate = 0 end
+  rate = math.floor(rate)
+  local delta = rate - (info.cr or 0)
+  if delta ~= 0 then redis.call('HINCRBY', C, 'committed', delta) end
+  info.cr = rate
+end
+
+-- how many downloads may run now: the capacity, and with an egress budget only as many as leave
+-- room for one more at MIN_RATE beside what the running ones count for
 local function admit_limit(active)
   if BUDGET <= 0 then return CAPACITY end
-  local _, capped, young = egress()
-  local room = math.floor((BUDGET - capped - young * MIN_RATE) / MIN_RATE)
+  local committed = tonumber(redis.call('HGET', C, 'committed') or 0)
+  local room = math.floor((BUDGET - committed) / MIN_RATE)
   return math.min(CAPACITY, active + math.max(0, room))
 end
 
@@ -230,6 +227,7 @@ end
 -- free an admitted token's slot and write its outcome to the journal
 local function release(id, info, outcome)
   unbind_all(id, info)
+  commit(info, 0)
   redis.call('ZREM', A, id)
   redis.call('HDEL', I, id)
   journal(id, 'finished', info, {'outcome', outcome, 'bytes', info.b or 0})
@@ -311,6 +309,7 @@ local function settle(id, info)
   end
   if open == 0 then
     info.s = 'paused'
+    commit(info, 0)
     redis.call('ZADD', A, NOW + RESUME_MS, id)
   else
     info.s = 'downloading'
@@ -417,11 +416,11 @@ local function admit(head, seq, info)
   removed[#removed + 1] = seq
   info.s = 'admitted'
   info.a = NOW
+  commit(info, MIN_RATE)
   put_info(head, info)
   redis.call('ZADD', A, NOW + ADMIT_MS, head)
   redis.call('LPUSH', R, NOW)
   redis.call('LTRIM', R, 0, RATE_WINDOW - 1)
-  if BUDGET > 0 then per_second('sa', 1) end
   journal(head, 'admitted', info, {'joined', info.j or NOW, 'client', info.ip or '', 'seq', seq})
   bump('admissions')
   per_minute('ma', 1)

@@ -44,11 +44,9 @@ else
     info.tp = info.tp and (0.6 * info.tp + 0.4 * sample) or sample
     info.pt, info.pb = NOW, info.b
   end
-  if BUDGET > 0 and delta > 0 then
-    -- for the budget: what this download would still need if it gave way down to MIN_RATE
-    local speed = info.tp or 0
-    per_second('sb', delta)
-    per_second('sc', speed > MIN_RATE and math.floor(delta * MIN_RATE / speed) or delta)
+  if BUDGET > 0 then
+    if delta > 0 then per_second(delta) end
+    if info.tp then commit(info, math.min(info.tp, MIN_RATE)) end
   end
   if last > first then
     local ranges = info.r or {}

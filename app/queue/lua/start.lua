@@ -45,6 +45,7 @@ else
     journal(id, 'started', info, {})
   end
   info.s = 'downloading'
+  if (info.cr or 0) == 0 then commit(info, MIN_RATE) end  -- resumed: not measured again yet
   put_info(id, info)
   redis.call('ZADD', A, NOW + STALL_MS, id)
   state = 'ok'

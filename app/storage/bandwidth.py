@@ -31,7 +31,7 @@ GREEDY = -1.0  # a demand that is not known to be bounded: the connection used w
 GREEDY_FRACTION = 0.9  # sent at least this part of its allowance: it could have sent more
 DEMAND_TTL = 3.0  # seconds a process's demands count without a refresh
 MIN_RATE = 16 << 10  # bytes/s: no connection is paced slower than this
-REFRESH_INTERVAL = 0.5  # seconds between two refreshes of a process's shares (one round trip)
+REFRESH_INTERVAL = 0.25  # seconds between two refreshes of a process's shares (one round trip)
 
 
 def water_level(limit: float, demands: list[float]) -> float:

@@ -36,6 +36,7 @@ SHARE_INTERVAL = 0.25  # how often a rate-limited transfer starts pacing afresh 
 # the kernel tells no one when an acknowledgement arrives (EPOLLOUT only fires for buffer room
 # above a watermark), so the end of a transfer polls, backing off from 2 ms to 50 ms
 ACK_POLL_FIRST, ACK_POLL_MAX = 0.002, 0.05
+FIRST_REPORT = 0.15  # seconds from the start to a transfer's first progress report
 
 ProgressFn = Callable[[int, bool, bool], bool]
 
@@ -72,7 +73,9 @@ class Transfer:
         self.sent = 0
         self.acks: AckCounter | None = None
         self._reported = 0
-        self._next_report = time.monotonic() + report_interval
+        # the first report comes early: it is the download's first measured throughput, which
+        # ends the MIN_RATE it counts for against an egress budget until then
+        self._next_report = time.monotonic() + min(report_interval, FIRST_REPORT)
         self._next_share = time.monotonic() + SHARE_INTERVAL
         self._pace_from = time.monotonic()
         self._pace_bytes = 0
@@ -169,7 +172,10 @@ class Transfer:
         blocked_at = time.monotonic()
         while True:
             try:
-                wait_write(fd, timeout=self.report_interval, timeout_exc=TimeoutError())
+                # until the next report is due: the kernel may not say "writable" for a second
+                # (a slow client frees a third of a large buffer first)
+                due = max(0.01, min(self.report_interval, self._next_report - time.monotonic()))
+                wait_write(fd, timeout=due, timeout_exc=TimeoutError())
                 return
             except TimeoutError:
                 now = time.monotonic()

@@ -39,7 +39,7 @@ else
   -- the download's recent throughput (bytes/s, smoothed over a few reports): what its client
   -- takes now, not the burst that filled the socket buffers at the start
   local since = info.pt or info.st or NOW
-  if NOW - since >= 200 then
+  if NOW - since >= 100 then
     local sample = (info.b - (info.pb or 0)) * 1000 / (NOW - since)
     info.tp = info.tp and (0.6 * info.tp + 0.4 * sample) or sample
     info.pt, info.pb = NOW, info.b

@@ -148,7 +148,8 @@ def run(work: Path, files: Path, digests: dict[str, str], budget: int, min_rate:
         "wait p50": percentile(waits, 0.5), "wait p95": percentile(waits, 0.95),
         "download p50": percentile(durations, 0.5), "download p95": percentile(durations, 0.95),
         "slowest MB/s": min(c.rate for c in done) / MB,
-        "held below": sum(1 for c, o in zip(done, owed, strict=True) if c.slowest_second < 0.9 * o),
+        "held below": "/".join(str(sum(1 for c, o in zip(done, owed, strict=True)
+                                       if c.kind == kind and c.slowest_second < 0.9 * o)) for kind, *_ in CLIENTS),
         "fastest servers MB/s": max((c.rate for c in done if c.speed is None), default=0) / MB,
         "Jain": jain([c.rate / min(c.speed or budget, budget) for c in done]),
         "lost": len(clients) - len(done),

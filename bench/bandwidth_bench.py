@@ -30,7 +30,7 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,6 +54,7 @@ class Client:
     error: str | None = None
     right: bool = False
     slowest_second: float = 0.0  # bytes/s in its slowest whole second after the first
+    seconds: list[float] = field(default_factory=list)  # bytes/s of each whole second after the first
 
     @property
     def rate(self) -> float:
@@ -92,6 +93,7 @@ def fetch(base: str, path: str, client: Client, digest: str) -> None:
             if ahead > 0:
                 time.sleep(ahead)
     sock.close()
+    client.seconds = seconds
     client.slowest_second = min(seconds) if seconds else got / max(1e-3, time.monotonic() - began)
     client.finished = time.monotonic()
     client.right = got == client.size and sha.hexdigest() == digest

@@ -471,20 +471,22 @@ class QueueEngine:
 
     def progress(
         self, token_id: str, conn_id: str, first: int, end: int, delta: int,
-        closing: bool = False, range_end: int | None = None, handed: bool = False,
+        closing: bool = False, range_end: int | None = None, handed: bool = False, paced: bool = False,
     ) -> Snapshot:
         """Report bytes the client acknowledged on a connection (``[first, end)`` so far, of a
         request for ``[first, range_end)``): renews the lease and completes the download.
 
         ``handed``: every byte of the range is in the kernel's hands (it delivers them even if
-        this process dies)."""
+        this process dies). ``paced``: the host's bandwidth share held the connection back, so
+        its throughput says what it was given, not what its client could take."""
         range_end = end if range_end is None else range_end
         for value, what in ((first, "first"), (end, "end"), (delta, "delta"), (range_end, "range end")):
             _check_count(value, what)
         if not first <= end <= range_end:
             raise ValueError(f"bad progress range: {first} <= {end} <= {range_end}")
         return self._run("progress", _check_id(token_id, "token id"), _check_id(conn_id, "connection id"),
-                         first, end, delta, range_end, 1 if closing else 0, 1 if handed else 0)
+                         first, end, delta, range_end, 1 if closing else 0, 1 if handed else 0,
+                         1 if paced else 0)
 
     def summary(self) -> Snapshot:
         return self._run("summary", hold=False)

@@ -109,7 +109,8 @@ def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -
         reported = acked
 
         def report() -> Snapshot:
-            return engine.progress(token_id, conn_id, first, first + acked, delta, closing, range_end, handed)
+            return engine.progress(token_id, conn_id, first, first + acked, delta, closing, range_end, handed,
+                                   paced=share is not None and share.held_back)
 
         if closing:
             rt.hub.call_or_retry(report)

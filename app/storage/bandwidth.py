@@ -81,6 +81,11 @@ class ConnectionShare:
         self._last = GREEDY if rate >= GREEDY_FRACTION * self._allowed else rate
         return self._last
 
+    @property
+    def held_back(self) -> bool:
+        """The pace, not the client, set this connection's speed lately (or it is too new to tell)."""
+        return self._last == GREEDY
+
     def leave(self) -> None:
         self.board.leave(self)
 

@@ -9,6 +9,8 @@
 -- ARGV[ARG + 8] 1 when the connection has handed every byte of a range that runs to the file's end to
 --          its kernel: if its process dies now, the kernel still delivers them, so the
 --          connection then counts as finished (a client that lacks them resumes from the tail)
+-- ARGV[ARG + 9] 1 when the host's bandwidth share held the connection back (its throughput is
+--          what it was given, not what its client could take: it counts as MIN_RATE)
 -- A token completes when the client acknowledged every byte of the file under it, or when a
 -- closing connection whose range ran to the file's end had every byte acknowledged, no other
 -- connection of the token is open, and no byte another connection of it closed without is
@@ -25,6 +27,7 @@ local delta = arg_int(ARG + 5, 0, MAX_INT, 'delta')
 local range_end = arg_int(ARG + 6, first, MAX_INT, 'range end')
 local closing = ARGV[ARG + 7] == '1'
 local handed = ARGV[ARG + 8] == '1'
+local paced = ARGV[ARG + 9] == '1'
 begin()
 local info = get_info(id)
 local state
@@ -46,7 +49,7 @@ else
   end
   if BUDGET > 0 then
     if delta > 0 then per_second(delta) end
-    if info.tp then commit(info, math.min(info.tp, MIN_RATE)) end
+    if paced then commit(info, MIN_RATE) elseif info.tp then commit(info, math.min(info.tp, MIN_RATE)) end
   end
   if last > first then
     local ranges = info.r or {}

@@ -18,7 +18,7 @@ p50/p95 of waiting and of download time, the slowest download's rate, downloads 
 below min(their client's speed, MIN_RATE) for a whole second, Jain's fairness index of each client's rate over
 what it could take (min of its speed and the link), and what was lost (errors, wrong bytes).
 
-    python bench/bandwidth_bench.py [--budget 200000000] [--min-rate 40000000]
+    python bench/bandwidth_bench.py [--budget 200000000] [--min-rate 20000000]
 """
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def run(work: Path, files: Path, digests: dict[str, str], budget: int, min_rate:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=int, default=200 * MB, help="the link, bytes/s")
-    parser.add_argument("--min-rate", type=int, default=40 * MB, help="MIN_RATE, bytes/s")
+    parser.add_argument("--min-rate", type=int, default=20 * MB, help="MIN_RATE, bytes/s (a tenth of the link)")
     args = parser.parse_args()
     policies = {
         "seed (no queue)": {"QUEUE_CAPACITY": 1000},

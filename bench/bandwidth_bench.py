@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
-from harness import Service, make_file, percentile
+from harness import Service, make_file, percentile, queue_events
 
 MB = 1_000_000
 CLIENTS = (("phone", 30, 1 * MB, "phone.bin", 8 * MB), ("laptop", 10, 10 * MB, "laptop.bin", 64 * MB),
@@ -101,19 +100,14 @@ def fetch(base: str, path: str, client: Client, digest: str) -> None:
 
 def follow(service: Service, client: Client, digest: str) -> None:
     try:
-        issued = requests.post(f"{service.url}/api/v1/files/{service.file_ids[client.file]}/tokens", timeout=30).json()
-        client.joined = time.monotonic()
-        with requests.get(service.url + issued["queue_url"], stream=True, timeout=900) as stream:
-            kind = None
-            for line in stream.iter_lines(decode_unicode=True):
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:") and kind in ("ready", "error"):
-                    if kind == "error":
-                        raise RuntimeError(line)
-                    client.admitted = time.monotonic()
-                    path = json.loads(line[5:])["download_url"]
-                    break
+        for kind, data in queue_events(service, client.file):
+            if kind == "issued":
+                client.joined = time.monotonic()
+            elif kind == "error":
+                raise RuntimeError(json.dumps(data))
+            elif kind == "ready":
+                client.admitted = time.monotonic()
+                path = data["download_url"]
         fetch(service.url, path, client, digest)
     except Exception as exc:  # noqa: BLE001 - counted as lost
         client.error = repr(exc)

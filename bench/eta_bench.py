@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from harness import Service, make_file, percentile
+from harness import Service, make_file, percentile, queue_events
 
 SPEEDS = (1e6, 3e6, 10e6)  # bytes/s of the paced readers
 SIZES = (("small.bin", 8 << 20), ("medium.bin", 24 << 20), ("large.bin", 48 << 20))
@@ -49,23 +49,17 @@ class Client:
 
 def follow(service: Service, client: Client, digests: dict[str, str]) -> None:
     try:
-        issued = requests.post(f"{service.url}/api/v1/files/{service.file_ids[client.file]}/tokens", timeout=10).json()
-        client.joined_at = time.monotonic()
-        with requests.get(service.url + issued["queue_url"], stream=True, timeout=600) as stream:
-            kind = None
-            for line in stream.iter_lines(decode_unicode=True):
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:") and kind == "position":
-                    data = json.loads(line[5:])
-                    client.events.append((time.monotonic(), data["position"], data["eta_seconds"]))
-                elif line.startswith("data:") and kind in ("ready", "error"):
-                    if kind == "error":
-                        client.error = line
-                        return
-                    client.admitted_at = time.monotonic()
-                    url = service.url + json.loads(line[5:])["download_url"]
-                    break
+        for kind, data in queue_events(service, client.file, timeout=600):
+            if kind == "issued":
+                client.joined_at = time.monotonic()
+            elif kind == "position":
+                client.events.append((time.monotonic(), data["position"], data["eta_seconds"]))
+            elif kind == "error":
+                client.error = json.dumps(data)
+                return
+            elif kind == "ready":
+                client.admitted_at = time.monotonic()
+                url = service.url + data["download_url"]
         digest, began, got = hashlib.sha256(), time.monotonic(), 0
         with requests.get(url, stream=True, timeout=600) as response:
             for chunk in response.iter_content(64 << 10):

@@ -123,3 +123,22 @@ def curl_many(urls: list[str], ranged_from: int | None = None) -> tuple[float, i
     procs = [subprocess.Popen(cmd + [url], stdout=subprocess.PIPE, text=True) for url in urls]
     sizes = [int(p.communicate()[0].strip() or 0) for p in procs]
     return time.perf_counter() - began, sum(sizes)
+
+
+def queue_events(service: Service, file_name: str, timeout: float = 900):
+    """Issue a token for the file and follow its queue over SSE: yields (event, data) pairs
+    (``position``, then ``ready`` or ``error``), the first (``issued``, the token's JSON) once
+    the token is issued, just before the stream opens."""
+    import json
+
+    issued = requests.post(f"{service.url}/api/v1/files/{service.file_ids[file_name]}/tokens", timeout=30).json()
+    yield "issued", issued
+    with requests.get(service.url + issued["queue_url"], stream=True, timeout=timeout) as stream:
+        kind = None
+        for line in stream.iter_lines(decode_unicode=True):
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:") and kind:
+                yield kind, json.loads(line[5:])
+                if kind in ("ready", "error"):
+                    return

@@ -211,3 +211,18 @@ def rates(readers: dict[str, list[PacedReader]], seconds: float) -> dict[str, fl
     before = {name: sum(r.taken() for r in group) for name, group in readers.items()}
     time.sleep(seconds)
     return {name: (sum(r.taken() for r in group) - before[name]) / seconds for name, group in readers.items()}
+
+
+def serve_in_order(holder: RawDownload, size: int, waiters: list[Waiter], order: list[str],
+                   expected: str, first_within: float) -> None:
+    """The holder reads the rest of its download; the waiters must then be told their turn (the
+    first within ``first_within`` s: pushed, not found by a later poll), one after another in
+    join order, each downloading the right bytes, none told of an error."""
+    assert len(holder.read(size)) == size
+    holder.close()
+    wait_until(lambda: order, timeout=first_within, message="the first waiter told its turn")
+    for waiter in waiters:
+        waiter.join(120)
+    assert order == [w.token for w in waiters]
+    assert {w.result for w in waiters} == {(200, expected, size)}
+    assert not [e for w in waiters for e in w.events if e.event == "error"]

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from .http_client import slow_holder, start_waiters
+from .http_client import serve_in_order, slow_holder, start_waiters
 from .queue_helpers import history
 from .support import SentinelGroup, wait_until
 
@@ -46,14 +46,7 @@ def test_a_failover_mid_queue_keeps_every_place_and_the_capacity(app, sentinel, 
     for n, waiter in enumerate(waiters):
         status = requests.get(f"{hosts[n % 2].url}/api/v1/queue/{waiter.token}/status", timeout=10)
         assert (status.status_code, status.json()["position"]) == (200, n + 1)
-    assert len(holder.read(SIZE)) == SIZE
-    holder.close()
-    wait_until(lambda: order, timeout=15, message="the first waiter told its turn")
-    for waiter in waiters:
-        waiter.join(120)
-    assert order == [w.token for w in waiters]
-    assert {w.result for w in waiters} == {(200, expected, SIZE)}
-    assert not [e for w in waiters for e in w.events if e.event == "error"]
+    serve_in_order(holder, SIZE, waiters, order, expected, first_within=15)
     rows = wait_until(lambda: (r := history(app)) and len(r) == 7 and all(x["outcome"] for x in r) and r,
                       timeout=20, message="7 history rows")
     assert {r["outcome"] for r in rows} == {"completed"}

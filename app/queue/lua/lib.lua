@@ -152,7 +152,7 @@ local function egress()
     fields[#fields + 1] = 's' .. (second - k) % EGRESS_SLOTS
     fields[#fields + 1] = 'sb' .. (second - k) % EGRESS_SLOTS
   end
-  local got = redis.call('HMGET', ST, unpack(fields))
+  local got = redis.call('HMGET', ST, unpack(fields))  -- 2 * EGRESS_WINDOW fields
   local bytes = 0
   for k = 1, EGRESS_WINDOW do
     if tonumber(got[2 * k - 1]) == second - k then bytes = bytes + tonumber(got[2 * k] or 0) end

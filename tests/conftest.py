@@ -14,7 +14,7 @@ from app.config import load_config, normalize_database_url
 from app.extensions import db
 from app.runtime import runtime
 
-from .support import Gunicorn, RedisProcess
+from .support import Gunicorn, LocalCluster, RedisProcess, SentinelGroup
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -141,3 +141,22 @@ def redis_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+def _running(server):
+    """A server started for a module and stopped after it."""
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A Redis Cluster of three primaries, once per module (tests/support.py)."""
+    yield from _running(LocalCluster(tmp_path_factory.mktemp("cluster")))
+
+
+@pytest.fixture(scope="module")
+def sentinel(tmp_path_factory):
+    """A primary, a replica and three Sentinels, once per module (tests/support.py)."""
+    yield from _running(SentinelGroup(tmp_path_factory.mktemp("sentinel")))

@@ -4,23 +4,15 @@ from __future__ import annotations
 import hashlib
 import time
 
-import pytest
 import requests
 
 from app.queue.keys import QueueKeys
 
 from .http_client import serve_in_order, slow_holder, start_waiters, token_id
 from .queue_helpers import ActiveMonitor, history
-from .support import LocalCluster, wait_until
+from .support import wait_until
 
 SIZE = 2 << 20
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    nodes = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
-    yield nodes
-    nodes.stop()
 
 
 def test_flow_on_a_cluster_in_order_never_over_capacity(app, cluster, gunicorn, make_file, settings):

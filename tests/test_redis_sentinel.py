@@ -5,21 +5,13 @@ from __future__ import annotations
 import hashlib
 import time
 
-import pytest
 import requests
 
 from .http_client import serve_in_order, slow_holder, start_waiters
 from .queue_helpers import history
-from .support import SentinelGroup, wait_until
+from .support import wait_until
 
 SIZE = 2 << 20
-
-
-@pytest.fixture(scope="module")
-def sentinel(tmp_path_factory):
-    group = SentinelGroup(tmp_path_factory.mktemp("sentinel")).start()
-    yield group
-    group.stop()
 
 
 def healthy(base: str) -> bool:

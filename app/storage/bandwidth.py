@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 GREEDY = -1.0  # a demand that is not known to be bounded: the connection used what it was allowed
 GREEDY_FRACTION = 0.9  # sent at least this part of its allowance: it could have sent more
 DEMAND_TTL = 3.0  # seconds a process's demands count without a refresh
-MIN_RATE = 16 << 10  # bytes/s: no connection is paced slower than this
+SLOWEST_PACE = 16 << 10  # bytes/s: no connection is paced slower than this
 REFRESH_INTERVAL = 0.25  # seconds between two refreshes of a process's shares (one round trip)
 
 
@@ -184,7 +184,7 @@ class HostBandwidth:
         self.level = water_level(self.limit, [t.demand for t in tokens.values()])
         for share in shares:
             token = tokens[share.token]
-            share.pace(max(MIN_RATE, self.level / max(1, token.connections)))
+            share.pace(max(SLOWEST_PACE, self.level / max(1, token.connections)))
 
     def _host_tokens(self, host: dict[bytes, bytes], wall: float) -> tuple[dict[str, _Token], list[bytes]]:
         """Every live process's demands, summed per token (its connections on any process here)."""

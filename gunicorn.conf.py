@@ -64,10 +64,10 @@ def post_worker_init(worker):
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
     runtime = worker.wsgi.extensions["download_queue"]
-    runtime.start_background()
+    runtime.start()
 
     def on_term(signum, frame):
-        runtime.shutdown()
+        runtime.stop()
         worker.handle_exit(signum, frame)
 
     signal.signal(signal.SIGTERM, on_term)

@@ -13,12 +13,13 @@ from pathlib import Path
 from limits import parse_many
 
 from .queue.connection import parse_redis_url
+from .queue.constants import BOUNDS, Bound
 
 LOCAL_ENVS = frozenset({"local", "development", "test"})
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
-MAX_SECONDS = 10**9  # ~31 years: the queue scripts refuse longer durations
+MAX_SECONDS = 10**9  # ~31 years: the longest token lifetime
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -38,6 +39,24 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maxi
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def _setting(env: Mapping[str, str], bound: Bound) -> int | float:
+    """One of the queue's rules, within the bounds the scripts enforce (seconds for durations)."""
+    raw = env.get(bound.env)
+    if raw is None or raw.strip() == "":
+        return bound.default
+    try:
+        value: int | float = float(raw) if bound.seconds else int(raw)
+    except ValueError as exc:
+        kind = "a number of seconds" if bound.seconds else "an integer"
+        raise ConfigError(f"{bound.env} must be {kind}, got {raw!r}") from exc
+    if bound.seconds and value.is_integer():
+        value = int(value)
+    problem = bound.check(value)
+    if problem is not None:
+        raise ConfigError(f"{bound.env}: {problem.removeprefix(bound.name + ' ')}, got {raw.strip()}")
     return value
 
 
@@ -134,19 +153,11 @@ class Config:
         self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
         self.ADMIN_API_KEY = env.get("ADMIN_API_KEY") or None
         self.QUEUE_NAME = env.get("QUEUE_NAME", "default")
-        self.QUEUE_CAPACITY = _int(env, "QUEUE_CAPACITY", 4, minimum=1, maximum=10**9)
-        self.ADMIT_TIMEOUT = _int(env, "ADMIT_TIMEOUT", 60, minimum=1, maximum=MAX_SECONDS)
-        self.STALL_TIMEOUT = _int(env, "STALL_TIMEOUT", 30, minimum=1, maximum=MAX_SECONDS)
-        self.RESUME_GRACE = _int(env, "RESUME_GRACE", 120, minimum=1, maximum=MAX_SECONDS)
-        self.WAIT_GRACE = _int(env, "WAIT_GRACE", 30, minimum=1, maximum=MAX_SECONDS)
-        self.MAX_QUEUE_LENGTH = _int(env, "MAX_QUEUE_LENGTH", 100_000, minimum=1, maximum=10**12)
-        self.RESUME_TAIL = _int(env, "RESUME_TAIL", 32 << 20, minimum=1, maximum=10**12)
+        # the queue's rules (QUEUE_CAPACITY, ADMIT_TIMEOUT, ..., EGRESS_BUDGET, MIN_RATE): they seed a
+        # queue that has none; the bounds are the scripts' own (app/queue/constants.py)
+        for bound in BOUNDS:
+            setattr(self, bound.env, _setting(env, bound))
         self.BANDWIDTH_LIMIT = _int(env, "BANDWIDTH_LIMIT", 0)
-        # admission by bandwidth: the deployment's egress in bytes/s (0: by QUEUE_CAPACITY alone),
-        # and the rate below which another download would make them too slow
-        self.EGRESS_BUDGET = _int(env, "EGRESS_BUDGET", 0, maximum=10**13)
-        self.MIN_RATE = _int(env, "MIN_RATE", 1 << 20, minimum=1, maximum=10**13)
-        self.MAX_CONNECTIONS_PER_TOKEN = _int(env, "MAX_CONNECTIONS_PER_TOKEN", 4, minimum=1, maximum=10**6)
         self.X_ACCEL_REDIRECT = env.get("X_ACCEL_REDIRECT") or None
         # rediss:// (TLS): verify the server's certificate against REDIS_TLS_CA (or the system's
         # CAs), or not at all (REDIS_TLS_VERIFY=none: Heroku Key-Value Store's self-signed ones)
@@ -185,9 +196,10 @@ class Config:
         self.REDIS_OPTIONS = redis_options(self.REDIS_URL, self.REDIS_TLS_VERIFY, self.REDIS_TLS_CA)
         self.RATELIMIT_STORAGE_OPTIONS = {**self.REDIS_OPTIONS, **limiter_options(self.RATELIMIT_STORAGE_URI)}
         self.REDIS_WAIT_REPLICAS = wait_replicas(self.REDIS_URL, self.REDIS_WAIT_REPLICAS)
-        for name in ("ADMIT_TIMEOUT", "STALL_TIMEOUT", "RESUME_GRACE", "WAIT_GRACE"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1 second")
+        for bound in BOUNDS:
+            problem = bound.check(getattr(self, bound.env))
+            if problem is not None:
+                raise ConfigError(f"{bound.env}: {problem.removeprefix(bound.name + ' ')}")
 
 
 def load_config(environ: Mapping[str, str] | None = None, **overrides: object) -> Config:

@@ -22,15 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .queue.engine import Inspection
+from .queue.constants import BUCKETS
+from .queue.eta import newcomer_eta
+from .queue.replies import Inspection
+from .queue.states import DropReason, Outcome, QueueMode
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HOST = socket.gethostname()
-# the histograms kept in Redis: lib.lua's BUCKETS, in seconds
-QUEUE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
-OUTCOMES = ("completed", "left", "no_show", "stalled", "abandoned", "removed")
-DROP_REASONS = ("left", "lapsed", "expired", "removed")
-MODES = ("open", "paused", "draining")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -138,7 +136,7 @@ class QueueCollector:
         ):
             yield GaugeMetricFamily(f"download_queue_{name}", text, value=value)
         mode = GaugeMetricFamily("download_queue_mode", "1 for the line's current mode.", labels=["mode"])
-        for name in MODES:
+        for name in QueueMode:
             mode.add_metric([name], 1 if snap.mode == name else 0)
         yield mode
         if snap.settings is not None and snap.settings.egress_budget:
@@ -150,7 +148,7 @@ class QueueCollector:
                  snap.limit if snap.limit is not None else snap.capacity),
             ):
                 yield GaugeMetricFamily(f"download_queue_{name}", text, value=value)
-        eta = snap.eta_seconds(snap.waiting + 1)
+        eta = newcomer_eta(snap)
         if eta is not None:
             yield GaugeMetricFamily("download_queue_newcomer_eta_seconds",
                                     "Estimated wait of someone joining now.", value=eta)
@@ -166,13 +164,13 @@ class QueueCollector:
         )
         outcomes = CounterMetricFamily("download_queue_outcomes", "Admitted tokens that finished, by outcome.",
                                        labels=["outcome"])
-        for outcome in OUTCOMES:
+        for outcome in Outcome:
             outcomes.add_metric([outcome], stats.get(f"outcome_{outcome}", 0))
         yield outcomes
         dropped = CounterMetricFamily("download_queue_waiters_dropped",
                                       "Waiters that lost their place without admission, by reason.",
                                       labels=["reason"])
-        for reason in DROP_REASONS:
+        for reason in DropReason:
             dropped.add_metric([reason], stats.get(f"dropped_{reason}", 0))
         yield dropped
         yield _histogram(stats, "wait", "download_queue_wait_seconds", "Time from joining to admission.")
@@ -184,7 +182,7 @@ def _histogram(stats: dict[str, int], name: str, metric: str, text: str) -> Any:
     from prometheus_client.core import HistogramMetricFamily
 
     buckets, total = [], 0
-    for n, bound in enumerate(QUEUE_BUCKETS, start=1):
+    for n, bound in enumerate(BUCKETS, start=1):
         total += stats.get(f"{name}_b{n}", 0)
         buckets.append((str(float(bound)), total))
     buckets.append(("+Inf", stats.get(f"{name}_n", 0)))

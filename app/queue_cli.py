@@ -15,6 +15,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .errors import AppError
+from .queue.constants import BOUND
 from .queue.engine import QueueEngine
 from .queue.states import QueueMode
 from .runtime import runtime
@@ -75,7 +76,7 @@ def set_command(assignments: tuple[str, ...]) -> None:
     for item in assignments:
         name, sep, value = item.partition("=")
         if not sep:
-            raise click.BadParameter(f"{item!r}: write NAME=VALUE ({', '.join(operating.SETTING_RULES)})")
+            raise click.BadParameter(f"{item!r}: write NAME=VALUE ({', '.join(BOUND)})")
         changes[name.strip()] = _number(value.strip())
     _print_state(_run(lambda engine: operating.change_settings(engine, _actor(), changes)))
 

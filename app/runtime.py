@@ -1,100 +1,125 @@
-"""The composition root of a process: its Redis client, queue engine, event hub, history
-recorder and metrics, built lazily on first use so they are created after fork.
+"""The composition root of a process: its Redis client, queue engine, event hub, housekeeping,
+history recorder, host bandwidth shares and metrics.
 
-``start_background`` starts the two loops by name: the hub (event fan-out, and the
-housekeeping that reaps and is this process's sign of life) and the history recorder.
-Nothing here is per request.
+They are built together on first use in each process (after gunicorn's fork: the gevent worker
+patches sockets then), and built is all that reading them does. ``start`` starts the four
+background loops by name (gunicorn's ``post_worker_init``; ``running`` for ``flask run`` and
+tests), ``stop`` stops all of them. Nothing here is per request.
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
+from .delivery.bandwidth import HostBandwidth
 from .history.recorder import HistoryRecorder
 from .metrics import ProcessMetrics
 from .queue.connection import connect
-from .queue.engine import QueueEngine, QueueSettings, Snapshot
+from .queue.engine import QueueEngine
+from .queue.housekeeping import Housekeeping, Retries
 from .queue.hub import QueueHub
-from .storage.bandwidth import HostBandwidth
+from .queue.replies import Snapshot
+from .queue.settings import QueueSettings
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What one process runs, built together."""
+
+    pid: int
+    engine: QueueEngine
+    retries: Retries
+    hub: QueueHub
+    housekeeping: Housekeeping
+    recorder: HistoryRecorder
+    bandwidth: HostBandwidth | None
 
 
 class QueueRuntime:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.metrics = ProcessMetrics()
-        self._pid: int | None = None
         self._lock = threading.Lock()
-        self._engine: QueueEngine | None = None
-        self._hub: QueueHub | None = None
-        self._recorder: HistoryRecorder | None = None
-        self._bandwidth: HostBandwidth | None = None
+        self._parts: _Parts | None = None
+        self._started_in: int | None = None
 
-    def _fresh(self) -> bool:
-        return self._pid == os.getpid()
+    def _built(self) -> _Parts:
+        with self._lock:
+            if self._parts is None or self._parts.pid != os.getpid():
+                self._parts = self._build()
+            return self._parts
+
+    def _build(self) -> _Parts:
+        config = self.app.config
+        client = connect(config["REDIS_URL"], config["REDIS_MAX_CONNECTIONS"], **config["REDIS_OPTIONS"])
+        engine = QueueEngine(client, config["QUEUE_NAME"], QueueSettings.from_config(config),
+                             replicas=config["REDIS_WAIT_REPLICAS"], replica_timeout=config["REDIS_WAIT_TIMEOUT"] / 1000)
+        engine.on_call = self.metrics.script_called
+        retries = Retries()
+        hub = QueueHub(engine, retries, on_event=self._event_seen)
+        housekeeping = Housekeeping(engine, retries, on_reply=hub.freshen, on_rebind=hub.resync_all)
+        recorder = HistoryRecorder(client, engine.keys.journal, self.app.app_context)
+        limit = config["BANDWIDTH_LIMIT"]
+        bandwidth = HostBandwidth(client, engine.keys.prefix, limit, engine.owner) if limit else None
+        return _Parts(os.getpid(), engine, retries, hub, housekeeping, recorder, bandwidth)
 
     @property
     def engine(self) -> QueueEngine:
-        """The process's engine and its Redis client, built anew after a fork."""
-        with self._lock:
-            if self._engine is None or not self._fresh():
-                config = self.app.config
-                client = connect(config["REDIS_URL"], config["REDIS_MAX_CONNECTIONS"], **config["REDIS_OPTIONS"])
-                engine = QueueEngine(client, config["QUEUE_NAME"], QueueSettings.from_config(config),
-                                     replicas=config["REDIS_WAIT_REPLICAS"],
-                                     replica_timeout=config["REDIS_WAIT_TIMEOUT"] / 1000)
-                engine.on_call = self.metrics.script_called
-                self._engine, self._hub, self._recorder, self._bandwidth = engine, None, None, None
-                self._pid = os.getpid()
-            return self._engine
+        return self._built().engine
 
     @property
     def hub(self) -> QueueHub:
-        """The process's event hub, started on first use (a stream needs its housekeeping)."""
-        engine = self.engine
-        with self._lock:
-            if self._hub is None:
-                self._hub = QueueHub(engine, on_event=self._event_seen)
-                self._hub.start()
-            return self._hub
+        return self._built().hub
+
+    @property
+    def retries(self) -> Retries:
+        """Calls the queue must hear (a stream's end, a download's last report), kept for the
+        housekeeping loop while Redis is away."""
+        return self._built().retries
 
     @property
     def bandwidth(self) -> HostBandwidth | None:
         """The process's side of the host's ``BANDWIDTH_LIMIT`` (None without one)."""
-        engine, limit = self.engine, self.app.config["BANDWIDTH_LIMIT"]
-        if not limit:
-            return None
-        with self._lock:
-            if self._bandwidth is None:
-                self._bandwidth = HostBandwidth(engine.client, engine.keys.prefix, limit, engine.owner)
-            return self._bandwidth
+        return self._built().bandwidth
 
     def _event_seen(self, event: Snapshot) -> None:
         self.metrics.event_lag.observe(max(0.0, time.time() - event.now / 1000))
 
-    def start_recorder(self) -> HistoryRecorder:
-        """The loop that moves the queue's journal into the history table."""
-        engine = self.engine
+    def start(self) -> None:
+        """Start this process's loops: the event hub, the housekeeping that is its sign of life,
+        the history recorder and the bandwidth shares (once per process)."""
+        parts = self._built()
         with self._lock:
-            if self._recorder is None:
-                self._recorder = HistoryRecorder(engine.client, engine.keys.journal, self.app.app_context)
-                self._recorder.start()
-            return self._recorder
+            if self._started_in == parts.pid:
+                return
+            self._started_in = parts.pid
+        parts.hub.start()
+        parts.housekeeping.start()
+        parts.recorder.start()
+        if parts.bandwidth is not None:
+            parts.bandwidth.start()
 
-    def start_background(self) -> None:
-        """Start the hub and the history recorder now (gunicorn's post_worker_init)."""
-        self.hub  # noqa: B018 - the property starts it
-        self.start_recorder()
+    def running(self) -> QueueRuntime:
+        """This runtime with its loops started (a stream needs them; under gunicorn they started
+        with the worker)."""
+        self.start()
+        return self
 
-    def shutdown(self) -> None:
-        """End every local stream promptly and stop the background loops."""
-        if self._hub is not None and self._fresh():
-            self._hub.close()
-        if self._recorder is not None and self._fresh():
-            self._recorder.close()
+    def stop(self) -> None:
+        """End every local stream promptly and stop the loops."""
+        parts = self._parts
+        if parts is None or self._started_in != parts.pid or parts.pid != os.getpid():
+            return
+        parts.hub.close()
+        parts.housekeeping.close()
+        parts.recorder.close()
+        if parts.bandwidth is not None:
+            parts.bandwidth.close()
 
 
 def runtime(app: Any) -> QueueRuntime:

@@ -32,7 +32,7 @@ from pathlib import Path
 from harness import RedisProcess
 
 CALLS = 2000
-PROGRESS_EVERY = 1.0  # seconds between two progress reports of a running download (app/storage/sender.py)
+PROGRESS_EVERY = 1.0  # seconds between two progress reports of a running download (app/delivery/sender.py)
 
 
 def cpu_seconds(client) -> float:
@@ -100,7 +100,9 @@ class Costs:
 
 
 def measure(client, port: int, line: int, subscribers: int, far: float) -> Costs:
-    from app.queue.engine import STATUS_CHUNK, QueueEngine, QueueSettings
+    from app.queue.constants import STATUS_CHUNK
+    from app.queue.engine import QueueEngine
+    from app.queue.settings import QueueSettings
 
     client.flushall()
     settings = QueueSettings(capacity=1, max_queue_length=10**8)
@@ -110,13 +112,13 @@ def measure(client, port: int, line: int, subscribers: int, far: float) -> Costs
     pipe_every = 1000
     for start in range(0, line, pipe_every):
         for n in range(start, min(line, start + pipe_every)):
-            engine.join(f"w{n:08d}", 1, 10**12, far, hold=True)
+            engine.join(f"w{n:08d}", 1, 10**12, far, streamed=True)
     memory = (client.info("memory")["used_memory"] - base_memory) / line
     assert engine.summary().waiting == line, "the line lost waiters while filling"
     joined = [line]
 
     def join(_n: int) -> None:
-        engine.join(f"j{joined[0]:08d}", 1, 10**12, far, hold=True)
+        engine.join(f"j{joined[0]:08d}", 1, 10**12, far, streamed=True)
         joined[0] += 1
 
     holder = ["holder"]
@@ -142,7 +144,7 @@ def measure(client, port: int, line: int, subscribers: int, far: float) -> Costs
                                                         range_end=10**12))
     c_reap = cost(client, lambda n: engine.reap())
     ids = [f"w{n:08d}" for n in range(4 * CALLS, 4 * CALLS + STATUS_CHUNK)]
-    c_resync = cost(client, lambda n: engine.status(ids, mode="hold"), 200)
+    c_resync = cost(client, lambda n: engine.status(ids, mode="resync"), 200)
     seed = f"seed:{line}"
     for start in range(0, line, 10_000):
         client.zadd(seed, {f"s{n}": n for n in range(start, min(line, start + 10_000))})

@@ -220,7 +220,8 @@ def main() -> None:
                     readers.remove(reader)
         elapsed = time.time() - began
         client = redis.Redis.from_url(server.url)
-        from app.queue.engine import QueueEngine, QueueSettings
+        from app.queue.engine import QueueEngine
+        from app.queue.settings import QueueSettings
         from app.services.tokens import verify_token
 
         engine = QueueEngine(client, "chaos", QueueSettings(capacity=CAPACITY))

@@ -12,7 +12,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import Gunicorn, Nginx, RedisProcess  # noqa: E402,F401  (re-exported)
+from testbed.servers import Gunicorn, Nginx, RedisProcess  # noqa: E402,F401  (re-exported)
 
 
 def make_file(folder: Path, name: str, size: int) -> Path:
@@ -90,7 +90,8 @@ class Service:
         import redis
 
         from app.config import load_config
-        from app.queue.engine import QueueEngine, QueueSettings
+        from app.queue.engine import QueueEngine
+        from app.queue.settings import QueueSettings
 
         config = vars(load_config(self.env))
         return QueueEngine(redis.Redis.from_url(self.redis.url), config["QUEUE_NAME"],

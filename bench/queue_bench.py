@@ -47,17 +47,18 @@ def push_worker(url: str, ids: list[str]) -> None:
     monkey.patch_all()
 
     from app.queue.connection import connect
-    from app.queue.engine import QueueEngine, QueueSettings
-    from app.queue.hub import QueueHub
+    from app.queue.engine import QueueEngine
+    from app.queue.settings import QueueSettings
     from app.queue.tracker import WaiterState
+    from testbed.loops import ProcessHub
 
     client = connect(url)
     engine = QueueEngine(client, QUEUE, QueueSettings(capacity=1, wait_grace=600))
-    hub = QueueHub(engine)
+    hub = ProcessHub(engine)
     hub.start()
 
     def wait_for_turn(tid: str) -> None:
-        waiter = hub.attach(tid, engine.join(tid, 1, 10, time.time() + 3600, "", hold=True))
+        waiter = hub.attach(tid, engine.join(tid, 1, 10, time.time() + 3600, "", streamed=True))
         while waiter.state != WaiterState.READY:
             waiter.wait(15)
         report(client, tid)
@@ -96,7 +97,8 @@ def seed_worker(url: str, ids: list[str]) -> None:
 def run(mode: str, url: str, args) -> dict[str, float]:
     import redis
 
-    from app.queue.engine import QueueEngine, QueueSettings
+    from app.queue.engine import QueueEngine
+    from app.queue.settings import QueueSettings
 
     client = redis.Redis.from_url(url)
     client.flushall()

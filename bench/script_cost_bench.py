@@ -41,8 +41,10 @@ def main() -> None:
 
     import redis
 
-    from app.queue.engine import STATUS_CHUNK, QueueEngine, QueueSettings
+    from app.queue.constants import STATUS_CHUNK
+    from app.queue.engine import QueueEngine
     from app.queue.scripts import NAMES
+    from app.queue.settings import QueueSettings
 
     far = time.time() + 7200
     rows: list[tuple[str, str]] = []
@@ -56,7 +58,7 @@ def main() -> None:
             janitor = QueueEngine(client, "cost", settings, owner="")  # reclaims, holds nothing
             engine.join("holder", 1, 10**9, far)
             for n in range(args.waiting):
-                (dead if n % 2 else engine).join(f"w{n:07d}", 1, 10**9, far, hold=True)
+                (dead if n % 2 else engine).join(f"w{n:07d}", 1, 10**9, far, streamed=True)
             client.config_set("slowlog-log-slower-than", 200)
             client.config_set("slowlog-max-len", 100_000)
             client.slowlog_reset()
@@ -76,7 +78,7 @@ def main() -> None:
             ids = [f"w{n:07d}" for n in range(2 * N, 2 * N + STATUS_CHUNK)]
             rows.append(("status of one token (µs)", f"{per_call(client, lambda n: engine.status([ids[n % len(ids)]])):.1f}"))
             rows.append((f"status of a resync chunk, {STATUS_CHUNK} ids (µs)",
-                         f"{per_call(client, lambda n: engine.status(ids, mode='hold'), 100):.1f}"))
+                         f"{per_call(client, lambda n: engine.status(ids, mode='resync'), 100):.1f}"))
             rows.append(("reap, a process's sign of life (µs)", f"{per_call(client, lambda n: engine.reap()):.1f}"))
             seed_zrank = per_seed(client, args.waiting)
             dead.reap()  # its last sign of life

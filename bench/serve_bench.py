@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 from harness import Nginx, Service, curl_many, make_file, percentile
 
-from tests.http_client import sse
+from testbed.sse import sse
 
 
 def token_id(token: str) -> str:

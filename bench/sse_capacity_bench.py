@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness import RedisProcess, Service, make_file, percentile
 
-from tests.crowd import hold_streams
+from testbed.crowd import hold_streams
 
 SECRET = "bench-secret"
 PER_PROCESS = 12_500

@@ -13,8 +13,7 @@ from app.catalog.service import add_file
 from app.config import load_config, normalize_database_url
 from app.extensions import db
 from app.runtime import runtime
-
-from .support import Gunicorn, LocalCluster, RedisProcess, SentinelGroup
+from testbed.servers import Gunicorn, LocalCluster, RedisProcess, SentinelGroup
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -68,7 +67,7 @@ def app(settings):
     with app.app_context():
         _clean_tables()
     yield app
-    runtime(app).shutdown()
+    runtime(app).stop()
 
 
 @pytest.fixture

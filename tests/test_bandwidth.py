@@ -12,9 +12,10 @@ import time
 
 import requests
 
-from .http_client import PacedReader, new_token, rates, ready_token
-from .queue_helpers import ActiveMonitor
-from .support import wait_until
+from testbed.servers import wait_until
+
+from .helpers.http import PacedReader, new_token, rates, ready_token
+from .helpers.queue import ActiveMonitor
 
 MiB = 1 << 20
 

@@ -7,9 +7,10 @@ import shutil
 import pytest
 import requests
 
-from .conftest import OUTPUT
-from .http_client import RawDownload, new_token, token_id
-from .support import wait_until
+from testbed.servers import wait_until
+
+from .helpers.env import OUTPUT
+from .helpers.http import RawDownload, new_token, token_id
 
 pytestmark = pytest.mark.browser
 

@@ -9,10 +9,11 @@ import pytest
 
 from app import create_app
 from app.config import load_config
-from app.queue.engine import QueueEngine, QueueScriptError
+from app.queue.engine import QueueScriptError
+from app.queue.eta import eta_seconds
 from app.runtime import runtime
 
-from .queue_helpers import FAR, advance, new_engine
+from .helpers.queue import FAR, advance, another_process, new_engine
 
 MB = 1_000_000
 
@@ -87,7 +88,7 @@ def test_fast_downloads_stop_admissions_until_room_frees(budget_engine):
     assert [s.state for s in snaps] == ["waiting", "waiting"]  # 4 + 4 + another 4 exceeds 10
     snap = engine.summary()
     assert snap.egress == pytest.approx(10 * MB) and snap.limit == 2 and snap.active == 2
-    assert snap.eta_seconds(1) != 0  # the ETA knows no slot is free for the budget
+    assert eta_seconds(snap, 1) != 0  # the ETA knows no slot is free for the budget
     # one slows to 1 MB/s (its client's speed): 1 + 4 leaves room for one more at 4 MB/s
     report_seconds(engine, {"fast1": MB, "fast2": 5 * MB}, 5)
     assert engine.summary().active == 3 and engine.summary().waiting == 1
@@ -97,7 +98,7 @@ def test_a_host_that_dies_stops_counting(budget_engine, redis_client):
     """A dead process's download connections are dropped with its sign of life (5 s): the
     download is paused, counts for nothing, and the next waiter gets its room."""
     engine = budget_engine(capacity=10, egress_budget=10 * MB, min_rate=6 * MB)
-    host = QueueEngine(redis_client, engine.keys.queue, engine.seed)  # the host that will die
+    host = another_process(engine)  # the host that will die
     join_all(host, ["gone"])
     host.start("gone", "c1", 10**9)
     report_seconds(host, {"gone": 10 * MB}, 5)
@@ -139,4 +140,4 @@ def test_operators_see_and_set_the_budget(settings):
         assert off.json["line"]["admission_limit"] is None
         assert "download_queue_egress_budget_bytes" not in client.get("/metrics").text
     finally:
-        runtime(app).shutdown()
+        runtime(app).stop()

@@ -10,9 +10,10 @@ import time
 
 import requests
 
-from .http_client import RawDownload, new_token, sse, token_id, wait_turn
-from .support import wait_until
-from .test_http_flow import outcome_of
+from testbed.servers import wait_until
+
+from .helpers.http import RawDownload, new_token, sse, token_id, wait_turn
+from .helpers.queue import outcome_of
 
 FAULTS = dict(QUEUE_CAPACITY=1, ADMIT_TIMEOUT=30, WAIT_GRACE=30)
 

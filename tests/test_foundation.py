@@ -13,9 +13,9 @@ from app import create_app
 from app.config import ConfigError, load_config, normalize_database_url
 from app.errors import InvalidToken, TokenExpired
 from app.services.tokens import issue_token, verify_token
+from testbed.servers import ROOT, free_port
 
-from .conftest import SECRET
-from .support import ROOT, free_port
+from .helpers.env import SECRET
 
 
 def token_for(client, file_id, **headers):

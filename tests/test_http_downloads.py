@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.queue.engine import QueueEngine, QueueSettings
+from app.queue.engine import QueueEngine
+from app.queue.settings import QueueSettings
 from app.services.tokens import issue_token, verify_token
+from testbed.servers import wait_until
 
-from .conftest import SECRET
-from .http_client import RawDownload, new_token, sse, wait_turn
-from .support import wait_until
+from .helpers.env import SECRET
+from .helpers.http import RawDownload, new_token, sse, wait_turn
 
 SERVE = dict(QUEUE_CAPACITY=2, ADMIT_TIMEOUT=30, STALL_TIMEOUT=10, RESUME_GRACE=30, WAIT_GRACE=30,
              RESUME_TAIL=1 << 20)
@@ -220,8 +221,8 @@ def test_sigterm_ends_open_streams_promptly(gunicorn, make_file):
 
 
 def test_killed_worker_slot_is_reclaimed_and_recorded(app, gunicorn, make_file):
+    from .helpers.queue import outcome_of
     from .http_client import token_id
-    from .test_http_flow import outcome_of
 
     file_id, _ = make_file("big.bin", size=64 * 1024 * 1024)
     server = gunicorn(**{**SERVE, "QUEUE_CAPACITY": 1, "STALL_TIMEOUT": 2}, workers=2)

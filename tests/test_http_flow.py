@@ -7,23 +7,14 @@ import time
 
 import requests
 
-from .conftest import REDIS_URL
-from .http_client import RawDownload, download_sha, new_token, sse, token_id, wait_turn
-from .queue_helpers import ActiveMonitor, history
-from .support import wait_until
+from testbed.servers import wait_until
+
+from .helpers.env import REDIS_URL
+from .helpers.http import RawDownload, download_sha, new_token, sse, token_id, wait_turn
+from .helpers.queue import ActiveMonitor, history, outcome_of
 
 FLOW = dict(QUEUE_CAPACITY=3, ADMIT_TIMEOUT=2, STALL_TIMEOUT=2, RESUME_GRACE=3, WAIT_GRACE=5,
             RESUME_TAIL=4 << 20)
-
-
-def outcome_of(app, token_id: str, timeout: float = 10.0) -> str:
-    def read():
-        for row in history(app):
-            if row["token_id"] == token_id and row["outcome"]:
-                return row["outcome"]
-        return None
-
-    return wait_until(read, timeout=timeout, message=f"outcome of {token_id}")
 
 
 def test_thirty_clients_in_order_never_more_than_capacity(app, gunicorn, make_file, settings):

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from app.logs import token_ref
+from testbed.servers import ROOT, wait_until
 
-from .http_client import download_sha, new_token, token_id
-from .support import ROOT, wait_until
+from .helpers.http import download_sha, new_token, token_id
 
 METRICS = "metrics-token-for-tests"
 QUEUE_WIDE = ("download_queue_waiting", "download_queue_active", "download_queue_capacity",

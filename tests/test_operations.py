@@ -11,9 +11,9 @@ from app import create_app
 from app.config import load_config
 from app.extensions import db
 from app.runtime import runtime
+from testbed.servers import wait_until
 
-from .http_client import RawDownload, new_token, sse, token_id
-from .support import wait_until
+from .helpers.http import RawDownload, new_token, sse, token_id
 
 KEY = "admin-key-for-tests"
 BEARER = {"Authorization": f"Bearer {KEY}"}
@@ -81,7 +81,7 @@ def test_admin_refuses_without_the_key_and_with_a_wrong_one(settings):
         assert cross.status_code == 403
         assert runtime(app).engine.summary().mode == "open"
     finally:
-        runtime(app).shutdown()
+        runtime(app).stop()
     disabled = create_app(load_config(**settings)).test_client().get("/api/v1/admin/queue", headers=BEARER)
     assert disabled.status_code == 403 and "ADMIN_API_KEY" in disabled.json["error"]["message"]
 

@@ -9,11 +9,12 @@ import uuid
 
 import redis
 
-from app.queue.engine import QueueEngine, QueueSettings
+from app.queue.engine import QueueEngine
+from app.queue.settings import QueueSettings
 
-from .conftest import REDIS_URL
-from .queue_clients import run_clients
-from .queue_helpers import drop, journal, replay_max_active
+from .helpers.clients import run_clients
+from .helpers.env import REDIS_URL
+from .helpers.queue import drop, journal, replay_max_active
 
 PROCESSES = 4
 PER_PROCESS = 60

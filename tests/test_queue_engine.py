@@ -7,10 +7,12 @@ import time
 import pytest
 import redis
 
-from app.queue.engine import QueueEngine, QueueSettings
+from app.queue.engine import QueueEngine
+from app.queue.eta import eta_seconds
+from app.queue.settings import QueueSettings
 
-from .conftest import REDIS_URL
-from .queue_helpers import FAR, advance, drop, journal, new_engine
+from .helpers.env import REDIS_URL
+from .helpers.queue import FAR, advance, another_process, drop, journal, new_engine
 
 
 @pytest.fixture
@@ -209,9 +211,9 @@ def test_a_poll_keeps_a_place_for_the_wait_grace(make_engine):
         join(engine, tid)
     advance(engine, 8)
     assert join(engine, "c").position == 2  # came back in time: same place
-    engine.status(["b", "d"], mode="renew")
+    engine.status(["b", "d"], mode="poll")
     advance(engine, 8)
-    engine.status(["b", "d"], mode="renew")
+    engine.status(["b", "d"], mode="poll")
     advance(engine, 3)
     snap = engine.reap()
     assert snap.removed == [3]  # c was last seen 11 s ago
@@ -220,10 +222,10 @@ def test_a_poll_keeps_a_place_for_the_wait_grace(make_engine):
 
 def test_a_living_process_holds_its_streams_waiters_for_any_time(make_engine, client):
     engine = make_engine(capacity=1, wait_grace=10)
-    other = QueueEngine(client, engine.keys.queue, engine.seed)  # another process, same queue
+    other = another_process(engine)  # another process, same queue
     join(engine, "a")
     for tid in "bcd":
-        engine.join(tid, 1, 100, FAR, "", hold=True)
+        engine.join(tid, 1, 100, FAR, "", streamed=True)
     for _ in range(6):  # a minute: the holder shows signs of life, one call a few seconds
         advance(engine, 4)
         engine.reap()
@@ -244,10 +246,10 @@ def test_a_living_process_holds_its_streams_waiters_for_any_time(make_engine, cl
 
 def test_a_dead_process_waiters_get_the_grace_from_its_last_sign_of_life(make_engine, client):
     engine = make_engine(capacity=1, wait_grace=10)
-    dead = QueueEngine(client, engine.keys.queue, engine.seed)
+    dead = another_process(engine)
     join(engine, "a")
     for tid in "bc":
-        dead.join(tid, 1, 100, FAR, "", hold=True)
+        dead.join(tid, 1, 100, FAR, "", streamed=True)
     advance(engine, 4)
     engine.reap()
     assert states(engine, "b")["b"] == ("waiting", 1)
@@ -263,7 +265,7 @@ def test_a_dead_process_waiters_get_the_grace_from_its_last_sign_of_life(make_en
 
 def test_a_dead_process_connection_stops_counting(make_engine, client):
     engine = make_engine(capacity=1, resume_grace=30, stall_timeout=20)
-    dead = QueueEngine(client, engine.keys.queue, engine.seed)
+    dead = another_process(engine)
     join(engine, "a", size=1000)
     join(engine, "b")
     assert dead.start("a", "c1", 1000).state == "ok"
@@ -444,7 +446,7 @@ def test_eta_from_admission_rate(make_engine):
         engine.leave(tid)
     snap = engine.summary()
     assert snap.rate == pytest.approx(0.1, rel=0.05)
-    assert snap.eta_seconds(3) == pytest.approx(30, abs=2)
+    assert eta_seconds(snap, 3) == pytest.approx(30, abs=2)
 
 
 def test_eta_from_bytes_before_any_rate_is_known(make_engine):
@@ -457,14 +459,14 @@ def test_eta_from_bytes_before_any_rate_is_known(make_engine):
     engine.progress("a", "c1", 0, 250, 250)  # 25 bytes/s, 750 left: about 30 s
     snap = engine.summary()
     assert snap.rate == 0
-    assert snap.eta_seconds(1) == pytest.approx(30, abs=1)
+    assert eta_seconds(snap, 1) == pytest.approx(30, abs=1)
     # then a download as long as this one's projected whole (10 s so far + 30 s left)
-    assert snap.eta_seconds(2) == pytest.approx(70, abs=2)
+    assert eta_seconds(snap, 2) == pytest.approx(70, abs=2)
 
 
 def test_a_dead_process_that_handed_everything_to_its_kernel_completes(make_engine, client):
     engine = make_engine(capacity=1, resume_grace=60)
-    dead = QueueEngine(client, engine.keys.queue, engine.seed)
+    dead = another_process(engine)
     join(engine, "a", size=1000)
     join(engine, "b")
     dead.start("a", "c1", 1000)
@@ -477,11 +479,11 @@ def test_a_dead_process_that_handed_everything_to_its_kernel_completes(make_engi
 
 def test_eta_follows_each_slot_then_the_turnover(make_engine):
     engine = make_engine(capacity=2, wait_grace=1000)
-    assert engine.summary().eta_seconds(1) == 0  # a free slot in an open line: now
+    assert eta_seconds(engine.summary(), 1) == 0  # a free slot in an open line: now
     join(engine, "fast", size=1000)
     join(engine, "slow", size=1000)
     join(engine, "w1")
-    assert engine.summary().eta_seconds(1) is None  # nothing started, nothing finished: unknown
+    assert eta_seconds(engine.summary(), 1) is None  # nothing started, nothing finished: unknown
     engine.start("fast", "c1")
     engine.start("slow", "c2")
     advance(engine, 10)
@@ -489,26 +491,26 @@ def test_eta_follows_each_slot_then_the_turnover(make_engine):
     engine.progress("slow", "c2", 0, 100, 100)  # 10 bytes/s: 90 s left, 100 s in all
     snap = engine.summary()
     assert sorted(snap.slots) == [pytest.approx(10, abs=0.1), pytest.approx(90, abs=0.1)]
-    assert snap.eta_seconds(1) == pytest.approx(10, abs=1)  # the fast one's slot
+    assert eta_seconds(snap, 1) == pytest.approx(10, abs=1)  # the fast one's slot
     # then that slot again, after an average download (60 s: no download finished yet, so the
     # running ones' projected wholes), before the slow one ends at 90 s
-    assert snap.eta_seconds(2) == pytest.approx(70, abs=1)
-    assert snap.eta_seconds(3) == pytest.approx(90, abs=1)
-    assert snap.eta_seconds(200) == pytest.approx(200 / (1 / 10), abs=1)  # far back: the rate
+    assert eta_seconds(snap, 2) == pytest.approx(70, abs=1)
+    assert eta_seconds(snap, 3) == pytest.approx(90, abs=1)
+    assert eta_seconds(snap, 200) == pytest.approx(200 / (1 / 10), abs=1)  # far back: the rate
     engine.configure(mode="paused")
-    assert engine.summary().eta_seconds(1) == pytest.approx(10, abs=1)  # paused: no free slot is "now"
+    assert eta_seconds(engine.summary(), 1) == pytest.approx(10, abs=1)  # paused: no free slot is "now"
 
 
 def test_eta_counts_down_between_events():
-    from app.queue.engine import Snapshot
+    from app.queue.replies import Snapshot
 
     snap = Snapshot(now=0, waiting=1, active=1, capacity=1, rate=0, version=1, slots=[30.0], cycle=40.0)
-    assert snap.eta_seconds(1) == 30 and snap.eta_seconds(2) == 70
+    assert eta_seconds(snap, 1) == 30 and eta_seconds(snap, 2) == 70
     snap.seen_at -= 12  # received 12 s ago, nothing changed since
-    assert snap.eta_seconds(1) == 18 and snap.eta_seconds(2) == 58
+    assert eta_seconds(snap, 1) == 18 and eta_seconds(snap, 2) == 58
     snap.seen_at -= 60  # the slot is overdue: it frees any moment, not "now"
-    assert snap.eta_seconds(1) == 1
+    assert eta_seconds(snap, 1) == 1
     paced = Snapshot(now=0, waiting=5, active=1, capacity=1, rate=0.5, rate_span=10, version=1)
-    assert paced.eta_seconds(5) == 10
+    assert eta_seconds(paced, 5) == 10
     paced.seen_at -= 10  # no admission for 10 more seconds: the rate halves, the wait doubles
-    assert paced.eta_seconds(5) == 20
+    assert eta_seconds(paced, 5) == 20

@@ -7,11 +7,11 @@ import time
 import pytest
 import redis
 
-from app.queue.engine import QueueEngine, QueueSettings
-from app.queue.hub import QueueHub
+from app.queue.engine import QueueEngine
+from app.queue.settings import QueueSettings
 from app.queue.tracker import WaiterState
-
-from .support import wait_until
+from testbed.loops import ProcessHub
+from testbed.servers import wait_until
 
 READY, WAITING, GONE = WaiterState.READY, WaiterState.WAITING, WaiterState.GONE
 
@@ -28,7 +28,7 @@ def make(private_redis):
 
     def build(**settings):
         engine = QueueEngine(private_redis, "hub", QueueSettings(**{"wait_grace": 60, **settings}))
-        hub = QueueHub(engine, coalesce=0.1, reap_interval=0.2)
+        hub = ProcessHub(engine, coalesce=0.1, reap_interval=0.2)
         hub.start()
         hubs.append(hub)
         return engine, hub

@@ -16,8 +16,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from app.queue.engine import QueueSettings
 
-from .conftest import REDIS_URL
-from .queue_helpers import advance, drop, new_engine
+from .helpers.env import REDIS_URL
+from .helpers.queue import advance, drop, new_engine
 
 TOKENS = [f"t{i}" for i in range(6)]
 CONNS = ["c1", "c2", "c3"]
@@ -236,7 +236,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(tid=st.sampled_from(TOKENS))
     def renew(self, tid: str) -> None:
-        snap = self.engine.status([tid], mode="renew")
+        snap = self.engine.status([tid], mode="poll")
         self.model.now = snap.now
         self.model.renew(tid)
 

@@ -11,14 +11,15 @@ import pytest
 import redis
 
 from app.errors import Unavailable
-from app.queue.engine import QueueEngine, QueueSettings
-from app.queue.hub import QueueHub
+from app.queue.engine import QueueEngine
+from app.queue.settings import QueueSettings
 from app.queue.tracker import WaiterState
+from testbed.loops import ProcessHub
+from testbed.servers import RedisProcess, wait_until
 
-from .conftest import REDIS_URL
-from .queue_clients import hold_slots
-from .queue_helpers import drop, journal, replay_max_active
-from .support import RedisProcess, wait_until
+from .helpers.clients import hold_slots
+from .helpers.env import REDIS_URL
+from .helpers.queue import drop, journal, replay_max_active
 
 READY = WaiterState.READY
 
@@ -28,7 +29,7 @@ def test_killed_process_slots_come_back_within_the_lease(tmp_path):
     settings = dict(capacity=3, stall_timeout=2.0, admit_timeout=2.0, wait_grace=60)
     client = redis.Redis.from_url(REDIS_URL)
     engine = QueueEngine(client, name, QueueSettings(**settings))
-    hub = QueueHub(engine)  # production cadence: reaper every second
+    hub = ProcessHub(engine)  # production cadence: reaper every second
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     holder = ctx.Process(target=hold_slots, args=(REDIS_URL, name, settings, ["h1", "h2", "h3"], ready))
@@ -104,7 +105,7 @@ def test_redis_restart_is_survived(tmp_path):
     server = RedisProcess(tmp_path / "redis", durable=True).start()
     client = redis.Redis(port=server.port)
     engine = QueueEngine(client, "restart", QueueSettings(capacity=2, wait_grace=60, stall_timeout=30))
-    hub = QueueHub(engine, coalesce=0.05)
+    hub = ProcessHub(engine, coalesce=0.05)
     hub.start()
     try:
         snaps = {tid: engine.join(tid, 1, 10, time.time() + 600, "") for tid in ("a", "b", "c", "d")}

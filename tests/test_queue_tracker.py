@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from app.queue.engine import Snapshot
-from app.queue.states import HELD
+from app.queue.replies import Snapshot
+from app.queue.states import HAS_SLOT
 from app.queue.tracker import Change, PositionTracker, Waiter, WaiterState
 
-from .conftest import REDIS_URL
-from .queue_helpers import drop, new_engine
+from .helpers.env import REDIS_URL
+from .helpers.queue import drop, new_engine
 
 TOKENS = [f"w{i}" for i in range(12)]
 
@@ -77,7 +77,7 @@ class TrackerMachine(RuleBasedStateMachine):
                 # ``GONE`` and ``READY`` are final: a gone token may join again as a new waiter
                 assert waiter.position == ranks.get(tid), (tid, waiter.position, ranks.get(tid))
             elif waiter.state == WaiterState.READY:
-                assert truth[tid].state in HELD or truth[tid].state == "none", (tid, truth[tid])
+                assert truth[tid].state in HAS_SLOT or truth[tid].state == "none", (tid, truth[tid])
                 del self.waiters[tid]
             else:
                 assert tid not in ranks or int(dict(line)[tid.encode()]) != waiter.seq

@@ -7,10 +7,10 @@ import time
 import requests
 
 from app.queue.keys import QueueKeys
+from testbed.servers import wait_until
 
-from .http_client import serve_in_order, slow_holder, start_waiters, token_id
-from .queue_helpers import ActiveMonitor, history
-from .support import wait_until
+from .helpers.http import serve_in_order, slow_holder, start_waiters, token_id
+from .helpers.queue import ActiveMonitor, history
 
 SIZE = 2 << 20
 

@@ -13,12 +13,13 @@ import requests
 
 from app import create_app
 from app.config import ConfigError, load_config
-from app.queue.engine import QueueEngine, QueueSettings
+from app.queue.engine import QueueEngine
+from app.queue.settings import QueueSettings
 from app.queue.states import TokenState
 from app.runtime import runtime
+from testbed.servers import RedisProcess
 
-from .http_client import download_sha, new_token, wait_turn
-from .support import RedisProcess
+from .helpers.http import download_sha, new_token, wait_turn
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_an_unverifiable_certificate_is_refused_not_trusted(tls_redis, settings)
         health = app.test_client().get("/healthz")
         assert health.status_code == 503 and health.json["error"]["checks"]["redis"].startswith("error")
     finally:
-        runtime(app).shutdown()
+        runtime(app).stop()
     with pytest.raises(ConfigError, match="REDIS_TLS_CA"):
         load_config({"APP_ENV": "test", "REDIS_URL": server_redis.url, "REDIS_TLS_CA": "/no/such/ca.pem"})
 

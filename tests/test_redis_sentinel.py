@@ -7,9 +7,10 @@ import time
 
 import requests
 
-from .http_client import serve_in_order, slow_holder, start_waiters
-from .queue_helpers import history
-from .support import wait_until
+from testbed.servers import wait_until
+
+from .helpers.http import serve_in_order, slow_holder, start_waiters
+from .helpers.queue import history
 
 SIZE = 2 << 20
 

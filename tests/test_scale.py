@@ -10,11 +10,13 @@ import time
 import pytest
 import redis
 
-from app.queue.engine import STATUS_CHUNK, QueueEngine, QueueSettings
+from app.queue.constants import STATUS_CHUNK
+from app.queue.engine import QueueEngine
+from app.queue.settings import QueueSettings
 from app.services.tokens import issue_token, verify_token
+from testbed.crowd import hold_streams
 
-from .conftest import SECRET
-from .crowd import hold_streams
+from .helpers.env import SECRET
 
 WAITERS = 6_000
 GRACE = 3

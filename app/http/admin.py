@@ -80,6 +80,5 @@ def audit() -> Response:
 
 @bp.get("/api/v1/admin/events")
 def events() -> Response:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    feed = operating.live(_engine(), app.app_context)
+    feed = operating.live(_engine(), current_app.app_context)
     return stream(feed, lambda body: json_message("state", body))

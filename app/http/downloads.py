@@ -5,10 +5,11 @@ import unicodedata
 from email.utils import format_datetime
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
+from ..runtime import runtime
 from ..services import downloading
-from ..services.downloading import Download
+from ..services.downloading import Answer, DownloadPlan, Serving
 from .access import SENT_KEY
 
 bp = Blueprint("downloads", __name__)
@@ -24,49 +25,53 @@ def content_disposition(name: str) -> str:
     return value
 
 
-def headers_for(download: Download) -> dict[str, str]:
-    sel = download.selection
+def headers_for(plan: DownloadPlan) -> dict[str, str]:
+    sel = plan.selection
     headers = {
-        "Content-Type": download.record.content_type,
+        "Content-Type": plan.record.content_type,
         "Content-Length": str(sel.length),
-        "Content-Disposition": content_disposition(download.record.name),
-        "ETag": download.etag,
-        "Last-Modified": format_datetime(download.last_modified, usegmt=True),
+        "Content-Disposition": content_disposition(plan.record.name),
+        "ETag": plan.etag,
+        "Last-Modified": format_datetime(plan.last_modified, usegmt=True),
         "Accept-Ranges": "bytes",
         "Cache-Control": "no-store",
     }
     if sel.partial:
-        headers["Content-Range"] = sel.content_range(download.size)
+        headers["Content-Range"] = sel.content_range(plan.size)
     return headers
 
 
-def serve(app: Flask, token: str) -> Response:
-    download = downloading.describe(app, token, request.range, request.headers.get("If-Range"))
-    headers = headers_for(download)
-    # a client whose copy is current hears so without spending the token or touching the queue
-    if downloading.not_modified(download, request.headers, request.method):
+def serving() -> Serving:
+    rt = runtime(current_app)
+    return Serving(rt.engine, rt.retries, rt.bandwidth, rt.metrics.sent_bytes.inc, current_app.config)
+
+
+def render(answer: Answer) -> Response:
+    headers = headers_for(answer.plan)
+    if answer.status == 304:
         return Response(status=304, headers={k: headers[k] for k in ("ETag", "Last-Modified", "Cache-Control")})
-    status = 206 if download.selection.partial else 200
-    if request.method == "HEAD":
-        downloading.check_turn(app, download)
-        return Response(status=status, headers=headers)
-    opened = downloading.begin(app, download)
-    if app.config["X_ACCEL_REDIRECT"]:
+    if answer.accel_path is not None:
         # nginx serves the bytes, and the Range, from its internal location
         for name in ("Content-Length", "Content-Range"):
             headers.pop(name, None)
-        headers["X-Accel-Redirect"] = downloading.hand_off(app, download, opened)
+        headers["X-Accel-Redirect"] = answer.accel_path
         return Response(status=200, headers=headers)
-    body = downloading.transfer(app, download, opened, request.environ.get("gunicorn.socket"))
-    request.environ[SENT_KEY] = body.acked  # the request's log line counts what the client got
-    return Response(body, status=status, headers=headers, direct_passthrough=True)
+    if answer.body is None:
+        return Response(status=answer.status, headers=headers)
+    request.environ[SENT_KEY] = answer.body.acked  # the request's log line counts what the client got
+    return Response(answer.body, status=answer.status, headers=headers, direct_passthrough=True)
+
+
+def serve(token: str) -> Response:
+    return render(downloading.answer(serving(), token, request.method, request.range, request.headers,
+                                     request.environ.get("gunicorn.socket")))
 
 
 @bp.route("/api/v1/downloads/<token>", methods=["GET", "HEAD"])
 @bp.route("/api/v1/downloads/<token>/<filename>", methods=["GET", "HEAD"])
 def download(token: str, filename: str | None = None) -> Response:
     """The name in the URL is for tools that save under the URL's last segment (wget, curl -O)."""
-    return serve(current_app._get_current_object(), token)  # type: ignore[attr-defined]
+    return serve(token)
 
 
 def download_url(token: str, name: str) -> str:

@@ -12,7 +12,7 @@ bp = Blueprint("tokens", __name__)
 
 @bp.post("/api/v1/files/<int:file_id>/tokens")
 def create_token(file_id: int) -> tuple[Response, int]:
-    token, claims, name = issue_for_file(current_app, file_id, request.headers.get("Authorization"))
+    token, claims, name = issue_for_file(current_app.config, file_id, request.headers.get("Authorization"))
     body = {
         "token": token,
         "file_id": claims.file_id,

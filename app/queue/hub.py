@@ -1,4 +1,4 @@
-"""One subscription per process that wakes the local waiters whose view changed.
+"""The event hub: one subscription per process that wakes the local waiters whose view changed.
 
 The engine publishes one event per state change: the epoch and version, the tokens admitted
 and the join numbers that left the line. ``PositionTracker`` turns those into positions
@@ -8,12 +8,11 @@ the front of the line hears every ``coalesce`` seconds, waiters further back at 
 (a gap, a new epoch, a new subscription) are asked about in chunks, spread out, so a Redis
 blip does not turn into a storm.
 
-Housekeeping calls ``reap`` about once a second: it reclaims what ran out everywhere and is
-this process's sign of life, which holds every waiter of its streams and every download
-connection it serves (one call per process, whatever the number of waiters). Calls that
-failed while Redis was away (a stream's end, a download's final report) are retried here.
+The hub keeps nobody present by itself: ``housekeeping.Housekeeping`` (this process's sign of
+life) does, and tells the hub when the queue had given this process up (``resync_all``).
 
-Background loops use ``threading``; under gunicorn's gevent worker they are greenlets.
+Its two loops (events, coalesced flushes) use ``threading``; under gunicorn's gevent worker
+they are greenlets.
 """
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +30,11 @@ from redis.exceptions import RedisError
 
 from ..errors import AppError, Unavailable
 from .connection import refresh, subscribe
-from .engine import STATUS_CHUNK, QueueEngine, Snapshot
-from .states import HELD
+from .constants import STATUS_CHUNK
+from .engine import QueueEngine
+from .housekeeping import Retries
+from .replies import Snapshot
+from .states import HAS_SLOT, StatusMode
 from .tracker import Change, Observed, PositionTracker, Waiter, WaiterState
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ FAR_INTERVAL = 5.0
 FAR_BUDGET = 500
 RESYNC_PAUSE = 0.005  # between two resync chunks: other clients of Redis go first
 RESYNC_JITTER = 1.0  # a new subscription waits up to this long before resyncing
-MAX_LATER = 100_000  # calls kept for retry while Redis is away
-REAP_BURST, REAP_PAUSE = 500, 0.01  # at most 500 reap calls per housekeeping round, 10 ms apart
 
 
 def _wake(waiters: list[Waiter]) -> None:
@@ -59,29 +58,27 @@ def _wake(waiters: list[Waiter]) -> None:
 
 
 class QueueHub:
-    """Per-process fan-out of queue events to local waiters, plus housekeeping loops."""
+    """Per-process fan-out of queue events to local waiters."""
 
     def __init__(
         self,
         engine: QueueEngine,
+        retries: Retries,
         coalesce: float = 1.0,
-        reap_interval: float = 1.0,
         history: int = 4096,
         resync_jitter: float = RESYNC_JITTER,
         on_event: Callable[[Snapshot], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.retries = retries  # a stream's end must reach the queue, even after an outage
         self.on_event = on_event  # hears every published event as it arrives (metrics)
         self.coalesce = coalesce
-        self.reap_interval = reap_interval
         self.resync_jitter = resync_jitter
         self.tracker = PositionTracker(history)
         self.waiters: dict[str, set[Waiter]] = {}
         self._dirty = False
         self._deferred: dict[Waiter, None] = {}  # far-back waiters with news, in the order deferred
         self._stale = threading.Event()
-        self._later: deque[Callable[[], Any]] = deque()
-        self._rebinds = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
@@ -90,7 +87,7 @@ class QueueHub:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        for target in (self._listen, self._flush_loop, self._housekeeping_loop):
+        for target in (self._listen, self._flush_loop):
             thread = threading.Thread(target=target, name=f"queue-hub-{target.__name__}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -122,7 +119,7 @@ class QueueHub:
             line = snap  # otherwise share the tracker's newer figures: one object, not one per waiter
         waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap.epoch, line)
         if snap.state != WaiterState.WAITING:
-            waiter.state = WaiterState.READY if snap.state in HELD else WaiterState.GONE
+            waiter.state = WaiterState.READY if snap.state in HAS_SLOT else WaiterState.GONE
         if self.closed:
             waiter.state = WaiterState.CLOSED
         with self._lock:
@@ -141,21 +138,16 @@ class QueueHub:
                 return
             self.waiters.pop(waiter.token_id, None)
         if waiter.state == WaiterState.WAITING and not self.closed:
-            self.call_or_retry(lambda: self._unbind(waiter.token_id))
+            self.retries.call(lambda: self._unbind(waiter.token_id))
 
     def _unbind(self, token_id: str) -> None:
         if token_id not in self.waiters:  # not re-attached meanwhile
             self.engine.unbind(token_id)
 
-    def call_or_retry(self, call: Callable[[], Any]) -> None:
-        """Make a call the queue must hear; while Redis is away keep it for the housekeeping loop."""
-        try:
-            call()
-        except Unavailable:
-            if len(self._later) >= MAX_LATER:
-                log.error("dropping a queue call kept for retry: %d are waiting", MAX_LATER)
-                self._later.popleft()
-            self._later.append(call)
+    def resync_all(self) -> None:
+        """Ask the queue about every local waiter at the next flush (the queue had given this
+        process up for dead: its streams must hold their waiters again)."""
+        self._stale.set()
 
     def _all_waiters(self) -> list[Waiter]:
         return [w for group in self.waiters.values() for w in group]
@@ -276,7 +268,7 @@ class QueueHub:
         for start in range(0, len(ids), STATUS_CHUNK):
             chunk = ids[start:start + STATUS_CHUNK]
             try:
-                snap = self.engine.status(chunk, mode="hold")
+                snap = self.engine.status(chunk, mode=StatusMode.RESYNC)
             except Unavailable:
                 log.warning("queue resync failed; retrying at the next flush")
                 self._stale.set()
@@ -290,33 +282,7 @@ class QueueHub:
             _wake(changed)
             self._stop.wait(RESYNC_PAUSE)
 
-    # -- housekeeping -------------------------------------------------------------------
-    def _housekeeping_loop(self) -> None:
-        while True:
-            try:
-                self._reap()
-                if self.engine.rebinds != self._rebinds:
-                    # the queue had given this process up for dead: hold every waiter again
-                    self._rebinds = self.engine.rebinds
-                    self._stale.set()
-                self._retry_later()
-            except Unavailable as exc:
-                log.warning("queue housekeeping failed: %s", exc.__cause__ or exc)
-            except Exception:  # noqa: BLE001 - the loop must survive anything
-                log.exception("queue housekeeping crashed")
-            if self._stop.wait(self.reap_interval):
-                return
-
-    def _reap(self) -> None:
-        """Reclaim what ran out; after a burst (a dead process, many places lapsing at once) keep
-        going, a bounded call at a time, with pauses that let other clients of Redis in."""
-        for _ in range(REAP_BURST):
-            snap = self.engine.reap()
-            self._freshen(snap)
-            if not snap.more or self._stop.wait(REAP_PAUSE):
-                return
-
-    def _freshen(self, snap: Snapshot) -> None:
+    def freshen(self, snap: Snapshot) -> None:
         """A reply at the version the tracker is at carries fresher figures (the running
         downloads' progress, for the ETA): the line's snapshot becomes it."""
         with self._lock:
@@ -331,14 +297,3 @@ class QueueHub:
         if last is not None and (last.epoch, last.version) == (waiter.epoch, waiter.version):
             return last
         return waiter.snap
-
-    def _retry_later(self) -> None:
-        while self._later:
-            call = self._later[0]
-            try:
-                call()
-            except Unavailable:
-                return
-            except Exception:  # noqa: BLE001 - a call that can never succeed is dropped
-                log.exception("a queue call kept for retry failed")
-            self._later.popleft()

@@ -1,41 +1,68 @@
 """Loads the queue's Lua scripts once per Redis client (``register_script`` reloads on NOSCRIPT).
 
-Each script is lib.lua, then the script, after one line that names the publish command: plain
-``PUBLISH`` on one server, ``SPUBLISH`` on a cluster (a plain one is broadcast to every node;
-a sharded one stays on the queue's shard, and its channel shares the queue's hash tag).
+Each script is composed when it is loaded, never per call (Redis runs it by its SHA):
+
+1. one line naming the publish command: plain ``PUBLISH`` on one server, ``SPUBLISH`` on a
+   cluster (a plain one is broadcast to every node; a sharded one stays on the queue's shard,
+   and its channel shares the queue's hash tag);
+2. the generated header (``constants.lua_header``): KEYS, shared numbers, the vocabulary;
+3. the includes the script names with ``--- @include "name"`` lines (``lua/includes/``, one
+   concern each), each once, after the includes it names itself (the BullMQ convention);
+4. the script.
 """
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 
 from redis import Redis, RedisCluster
 from redis.commands.core import Script
 
+from .constants import lua_header
+
 NAMES = ("join", "unbind", "status", "leave", "reap", "start", "progress", "summary", "configure",
          "remove", "inspect")
+INCLUDE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.MULTILINE)
+
+
+def _read(path: str) -> str:
+    return (resources.files(__package__) / "lua" / path).read_text()
+
+
+def includes_of(text: str) -> list[str]:
+    """The includes a script or an include names, in order."""
+    return INCLUDE.findall(text)
+
+
+def _resolve(text: str, done: list[str], chain: tuple[str, ...] = ()) -> list[str]:
+    """The texts of ``text``'s includes, dependencies first, each once (``done``: names so far)."""
+    parts = []
+    for name in includes_of(text):
+        if name in chain:
+            raise ValueError(f"include cycle: {' -> '.join((*chain, name))}")
+        if name in done:
+            continue
+        body = _read(f"includes/{name}.lua")
+        parts += _resolve(body, done, (*chain, name))
+        done.append(name)
+        parts.append(body)
+    return parts
 
 
 @cache
 def source(name: str, sharded: bool = False) -> str:
-    """The script's text: the publish command, the shared lib.lua, the script itself."""
-    folder = resources.files(__package__) / "lua"
+    """The script's whole text as Redis receives it."""
     publish = f"local PUBLISH = '{'SPUBLISH' if sharded else 'PUBLISH'}'\n"
-    return publish + (folder / "lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    script = _read(f"{name}.lua")
+    return publish + lua_header() + "".join(_resolve(script, [])) + script
 
 
 class QueueScripts:
     """One registered ``Script`` per queue operation, bound to one client."""
 
     def __init__(self, client: Redis | RedisCluster, sharded: bool = False) -> None:
-        self.join: Script = client.register_script(source("join", sharded))
-        self.unbind: Script = client.register_script(source("unbind", sharded))
-        self.status: Script = client.register_script(source("status", sharded))
-        self.leave: Script = client.register_script(source("leave", sharded))
-        self.reap: Script = client.register_script(source("reap", sharded))
-        self.start: Script = client.register_script(source("start", sharded))
-        self.progress: Script = client.register_script(source("progress", sharded))
-        self.summary: Script = client.register_script(source("summary", sharded))
-        self.configure: Script = client.register_script(source("configure", sharded))
-        self.remove: Script = client.register_script(source("remove", sharded))
-        self.inspect: Script = client.register_script(source("inspect", sharded))
+        self.by_name: dict[str, Script] = {name: client.register_script(source(name, sharded)) for name in NAMES}
+
+    def __getitem__(self, name: str) -> Script:
+        return self.by_name[name]

@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .engine import Snapshot, TokenView
-from .states import HELD, TokenState
+from .replies import Snapshot, TokenView
+from .states import HAS_SLOT, TokenState
 
 
 class WaiterState(StrEnum):
@@ -153,7 +153,7 @@ class PositionTracker:
             moved = view.position != waiter.position
             waiter.position = view.position
             return moved
-        if view.state in HELD:
+        if view.state in HAS_SLOT:
             waiter.state = WaiterState.READY
         else:
             waiter.state = WaiterState.GONE

@@ -1,31 +1,49 @@
-"""Downloading an admitted token's file: checks, the slot's connection, the transfer."""
+"""Downloading an admitted token's file: which bytes, the slot's connection, the transfer.
+
+``answer`` owns the whole sequence (describe, conditionals, turn check or connection, transfer
+or hand-off) and returns what the HTTP layer renders.
+"""
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask
 from werkzeug.datastructures import Range
 
 from ..catalog.models import File
 from ..catalog.service import file_path, get_file
+from ..delivery.bandwidth import HostBandwidth
+from ..delivery.ranges import Selection, evaluate_preconditions, select
+from ..delivery.sender import Transfer
 from ..errors import AppError, Unavailable
-from ..queue.engine import Snapshot
-from ..queue.states import HELD, Reply
-from ..runtime import runtime
-from ..storage.ranges import Selection, evaluate_preconditions, select
-from ..storage.sender import Transfer
+from ..queue.engine import QueueEngine
+from ..queue.housekeeping import Retries
+from ..queue.replies import Snapshot
+from ..queue.states import HAS_SLOT, Reply
 from .refusals import not_admitted, refusal
 from .tokens import TokenClaims
 from .waiting import claims_for
 
 
 @dataclass(frozen=True)
-class Download:
+class Serving:
+    """What serving downloads needs, built once per process by the runtime."""
+
+    engine: QueueEngine
+    retries: Retries  # a connection's last report must reach the queue, even after an outage
+    bandwidth: HostBandwidth | None  # the host's BANDWIDTH_LIMIT, shared by its downloads
+    count_sent: Callable[[int], None]  # bytes the clients acknowledged (metrics)
+    config: Mapping[str, Any]  # FILES_ROOT, X_ACCEL_REDIRECT, the secret keys
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    """Which bytes of which file a download request gets, and the file's validators."""
+
     claims: TokenClaims
     record: File
     path: str
@@ -35,11 +53,41 @@ class Download:
     selection: Selection
 
 
-def describe(app: Flask, token: str, range_: Range | None, if_range: str | None) -> Download:
+@dataclass(frozen=True)
+class Answer:
+    """What to send: headers of ``plan`` with ``status``, and the bytes (``body``) or nginx's
+    internal location for them (``accel_path``); neither for 304 and HEAD."""
+
+    plan: DownloadPlan
+    status: int
+    body: Transfer | None = None
+    accel_path: str | None = None
+
+
+def answer(serving: Serving, token: str, method: str, range_: Range | None, headers: Mapping[str, str],
+           sock: Any = None) -> Answer:
+    """The download request from start to finish; refusals raise the error the client sees.
+
+    A client whose copy is current hears so without spending the token or touching the queue."""
+    plan = describe(serving.config, token, range_, headers.get("If-Range"))
+    if evaluate_preconditions(headers, method, plan.etag, plan.last_modified) is not None:
+        return Answer(plan, 304)
+    status = 206 if plan.selection.partial else 200
+    if method == "HEAD":
+        check_turn(serving.engine, plan)
+        return Answer(plan, status)
+    opened = begin(serving.engine, plan)
+    prefix = serving.config["X_ACCEL_REDIRECT"]
+    if prefix:
+        return Answer(plan, 200, accel_path=hand_off(serving.engine, plan, opened, prefix))
+    return Answer(plan, status, body=transfer(serving, plan, opened, sock))
+
+
+def describe(config: Mapping[str, Any], token: str, range_: Range | None, if_range: str | None) -> DownloadPlan:
     """Validate the token and work out which bytes of which file the request gets."""
-    claims = claims_for(app, token)
+    claims = claims_for(config, token)
     record = get_file(claims.file_id)
-    path = file_path(app.config["FILES_ROOT"], record)
+    path = file_path(config["FILES_ROOT"], record)
     try:
         stat = path.stat()
     except OSError as exc:
@@ -49,12 +97,7 @@ def describe(app: Flask, token: str, range_: Range | None, if_range: str | None)
     etag = f'"{record.sha256[:32]}"'
     last_modified = datetime.fromtimestamp(int(stat.st_mtime), tz=UTC)
     selection = select(record.size, range_, if_range, etag, last_modified)
-    return Download(claims, record, str(path), record.size, etag, last_modified, selection)
-
-
-def not_modified(download: Download, headers: Mapping[str, str], method: str) -> bool:
-    """The request's conditionals: True for 304; a failed If-Match/If-Unmodified-Since raises 412."""
-    return evaluate_preconditions(headers, method, download.etag, download.last_modified) is not None
+    return DownloadPlan(claims, record, str(path), record.size, etag, last_modified, selection)
 
 
 def _refuse(state: str | None, position: int | None) -> None:
@@ -62,11 +105,11 @@ def _refuse(state: str | None, position: int | None) -> None:
     raise refusal(state, position=position or 0) or not_admitted()
 
 
-def check_turn(app: Flask, download: Download) -> None:
+def check_turn(engine: QueueEngine, plan: DownloadPlan) -> None:
     """For HEAD: the token must hold a slot; nothing is registered."""
-    token_id = download.claims.token_id
-    view = runtime(app).engine.status([token_id]).tokens[token_id]
-    if view.state not in HELD:
+    token_id = plan.claims.token_id
+    view = engine.status([token_id]).tokens[token_id]
+    if view.state not in HAS_SLOT:
         _refuse(view.state, view.position)
 
 
@@ -78,30 +121,29 @@ class Opened:
     tail: bool
 
 
-def begin(app: Flask, download: Download) -> Opened:
+def begin(engine: QueueEngine, plan: DownloadPlan) -> Opened:
     """Open a connection on the token's slot (or its resumable tail)."""
     conn_id = f"c{uuid.uuid4().hex}"
-    sel = download.selection
-    snap = runtime(app).engine.start(download.claims.token_id, conn_id, sel.length, sel.start)
+    sel = plan.selection
+    snap = engine.start(plan.claims.token_id, conn_id, sel.length, sel.start)
     if snap.state not in (Reply.OK, Reply.TAIL):
         _refuse(snap.state, snap.position)
     return Opened(conn_id, snap.state == Reply.TAIL)
 
 
-def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -> Transfer:
+def transfer(serving: Serving, plan: DownloadPlan, opened: Opened, sock: Any = None) -> Transfer:
     """The response body; what the client acknowledged renews the lease and completes the token.
 
     A completed token's tail is served without a slot and reports nothing. A final report that
-    finds Redis away is kept by the hub and retried."""
-    rt = runtime(app)
-    engine = rt.engine
-    token_id, conn_id = download.claims.token_id, opened.conn_id
-    first, range_end = download.selection.start, download.selection.end
+    finds Redis away is kept and retried by the housekeeping loop."""
+    engine = serving.engine
+    token_id, conn_id = plan.claims.token_id, opened.conn_id
+    first, range_end = plan.selection.start, plan.selection.end
     reported = counted = 0
 
     def on_progress(acked: int, closing: bool, handed: bool) -> bool:
         nonlocal reported, counted
-        rt.metrics.sent_bytes.inc(acked - counted)
+        serving.count_sent(acked - counted)
         counted = acked
         if opened.tail:
             return True
@@ -113,7 +155,7 @@ def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -
                                    paced=share is not None and share.held_back)
 
         if closing:
-            rt.hub.call_or_retry(report)
+            serving.retries.call(report)
             return True
         try:
             return report().state != Reply.GONE
@@ -121,24 +163,18 @@ def transfer(app: Flask, download: Download, opened: Opened, sock: Any = None) -
             reported = reported_before  # not heard: the next report carries these bytes too
             return True  # the store is down: keep serving, the lease decides later
 
-    share = rt.bandwidth.join(token_id, conn_id) if rt.bandwidth is not None else None
-    fh = open(download.path, "rb")  # noqa: SIM115 - closed by Transfer.close
-    return Transfer(
-        fh,
-        first,
-        range_end,
-        on_progress,
-        sock=sock,
-        share=share,
-        stall_timeout=engine.settings.stall_timeout,
-    )
+    share = serving.bandwidth.join(token_id, conn_id) if serving.bandwidth is not None else None
+    fh = open(plan.path, "rb")  # noqa: SIM115 - closed by Transfer.close
+    return Transfer(fh, first, range_end, on_progress, sock=sock, share=share,
+                    stall_timeout=engine.settings.stall_timeout)
 
 
-def hand_off(app: Flask, download: Download, opened: Opened) -> str:
+def hand_off(engine: QueueEngine, plan: DownloadPlan, opened: Opened, prefix: str) -> str:
     """X-Accel-Redirect mode: nginx sends the bytes; the hand-off counts them as sent."""
-    engine = runtime(app).engine
-    sel = download.selection
+    sel = plan.selection
     if not opened.tail:
-        engine.progress(download.claims.token_id, opened.conn_id, sel.start, sel.end, sel.length,
+        engine.progress(plan.claims.token_id, opened.conn_id, sel.start, sel.end, sel.length,
                         closing=True, range_end=sel.end)
-    return app.config["X_ACCEL_REDIRECT"].rstrip("/") + "/" + download.record.path.lstrip(os.sep)
+    return prefix.rstrip("/") + "/" + plan.record.path.lstrip(os.sep)
+
+

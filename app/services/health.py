@@ -1,21 +1,20 @@
 """Liveness of the backing services, for ``/healthz``."""
 from __future__ import annotations
 
-from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import AppError
 from ..extensions import db
-from ..runtime import runtime
+from ..queue.engine import QueueEngine
 
 
-def check(app: Flask) -> dict[str, str]:
+def check(engine: QueueEngine) -> dict[str, str]:
     """``{"redis": "ok"|reason, "database": "ok"|reason}``; never raises."""
     result = {}
     try:
-        runtime(app).engine.summary()  # the queue's own keys, not merely a node that answers PING
+        engine.summary()  # the queue's own keys, not merely a node that answers PING
         result["redis"] = "ok"
     except (AppError, RedisError, OSError) as exc:
         cause = exc.__cause__ if isinstance(exc, AppError) and exc.__cause__ else exc

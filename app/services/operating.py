@@ -18,23 +18,13 @@ from ..catalog.models import File
 from ..errors import AppError, InvalidRequest
 from ..extensions import db
 from ..history.audit import record_change, today_figures
-from ..queue.engine import MAX_INSPECT, Inspection, QueueEngine, QueueSettings
-from ..queue.states import QueueMode
+from ..queue.constants import BOUND, MAX_INSPECT, is_id
+from ..queue.engine import QueueEngine
+from ..queue.eta import newcomer_eta
+from ..queue.replies import Inspection
+from ..queue.settings import QueueSettings
+from ..queue.states import QueueMode, TokenState
 
-# setting -> (kind, smallest, largest): the same bounds the scripts enforce
-DURATION_MAX = 1e10  # seconds
-SETTING_RULES: dict[str, tuple[type, float, float]] = {
-    "capacity": (int, 1, 10**9),
-    "max_queue_length": (int, 1, 10**12),
-    "admit_timeout": (float, 0.001, DURATION_MAX),
-    "stall_timeout": (float, 0.001, DURATION_MAX),
-    "resume_grace": (float, 0.001, DURATION_MAX),
-    "wait_grace": (float, 0.001, DURATION_MAX),
-    "max_connections_per_token": (int, 1, 10**6),
-    "resume_tail": (int, 1, 10**12),
-    "egress_budget": (int, 0, 10**13),
-    "min_rate": (int, 1, 10**13),
-}
 MODE_ACTIONS = {QueueMode.PAUSED: "pause", QueueMode.OPEN: "resume", QueueMode.DRAINING: "drain"}
 
 
@@ -90,7 +80,7 @@ def describe(inspection: Inspection) -> dict[str, Any]:
             "capacity": snap.capacity,
             "mode": str(snap.mode),
             "admissions_per_second": round(snap.rate, 3),
-            "newcomer_eta_seconds": snap.eta_seconds(snap.waiting + 1),
+            "newcomer_eta_seconds": newcomer_eta(snap),
             # with an egress budget: what the running downloads deliver, and how many it lets run
             "egress_bytes_per_second": None if snap.egress is None else round(snap.egress),
             "admission_limit": snap.limit,
@@ -111,13 +101,9 @@ def state(engine: QueueEngine, limit: int = 200) -> dict[str, Any]:
 
 
 def _setting(name: str, value: Any) -> int | float:
-    kind, low, high = SETTING_RULES[name]
-    number_types = (int,) if kind is int else (int, float)
-    if isinstance(value, bool) or not isinstance(value, number_types) or not math.isfinite(value):
-        raise InvalidRequest(f"{name} must be {'an integer' if kind is int else 'a number of seconds'}.",
-                             field=name)
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name} must be between {low:g} and {high:g}.", field=name)
+    problem = BOUND[name].check(value)
+    if problem is not None:
+        raise InvalidRequest(f"{problem}.", field=name)
     return value
 
 
@@ -125,9 +111,9 @@ def change_settings(engine: QueueEngine, actor: str, body: Any) -> dict[str, Any
     """Set some of the queue's rules (seconds for durations); all checked before any is written."""
     if not isinstance(body, dict) or not body:
         raise InvalidRequest("Send a JSON object with the settings to change, e.g. {\"capacity\": 8}.")
-    unknown = sorted(set(body) - set(SETTING_RULES))
+    unknown = sorted(set(body) - set(BOUND))
     if unknown:
-        raise InvalidRequest(f"Unknown settings: {', '.join(unknown)}. Known: {', '.join(SETTING_RULES)}.",
+        raise InvalidRequest(f"Unknown settings: {', '.join(unknown)}. Known: {', '.join(BOUND)}.",
                              field=unknown[0])
     changes = {name: _setting(name, value) for name, value in body.items()}
     before = engine.settings
@@ -146,11 +132,12 @@ def set_mode(engine: QueueEngine, actor: str, mode: QueueMode) -> dict[str, Any]
 
 def remove_token(engine: QueueEngine, actor: str, token_id: str) -> dict[str, Any]:
     """Take a token out for good; a slot it held goes to the next waiter at once."""
-    if not token_id or len(token_id) > 128 or "|" in token_id:
+    if not is_id(token_id):
         raise InvalidRequest("That is not a token id.", field="token_id")
     snap = engine.remove(token_id)
     record_change(actor, "remove", {"token_id": token_id, "previous_state": snap.state})
-    return {"removed": snap.state not in ("none", "spent", "removed"), "previous_state": snap.state}
+    gone = (TokenState.NONE, TokenState.SPENT, TokenState.REMOVED)
+    return {"removed": snap.state not in gone, "previous_state": snap.state}
 
 
 def live(

@@ -14,7 +14,7 @@ from ..errors import (
     TokenSpent,
     TooManyConnections,
 )
-from ..queue.engine import Snapshot
+from ..queue.replies import Snapshot
 from ..queue.states import Reply, TokenState
 
 DRAINING_RETRY_AFTER = 60  # seconds: a drain lasts as long as its line; ask again in a minute

@@ -1,11 +1,13 @@
 -- configure.lua: an operator changes the queue's rules; every process follows from its next call.
--- KEYS and ARGV[1..ARG]: see lib.lua.
--- ARGV[ARG + 1..] field, value pairs (at most one per field): capacity, max_queue_length, admit_ms,
---   stall_ms, resume_ms, wait_ms, max_connections, resume_tail, egress_budget, min_rate
---   (integers within lib.lua's limits) and mode (open | paused: admit no one | draining: take no newcomers).
+-- KEYS, ARGV[1..ARG]: see includes/args.lua and includes/settings.lua.
+-- ARGV[ARG + 1..] field, value pairs (at most one per field): any of FIELDS (integers within
+--   LOWS..LIMITS) and mode (a MODE: open | paused: admit no one | draining: take no newcomers).
 -- Every pair is checked before anything is written. Slots a larger capacity or a resumed line
 -- frees are filled in the same call, and one event tells every process's waiters.
 -- Returns JSON: the snapshot with the settings as now stored.
+--- @include "reclaim"
+--- @include "admission"
+--- @include "reply"
 local n = #ARGV - ARG
 if n < 2 or n % 2 == 1 or n > 2 * (#FIELDS + 1) then bad('settings') end
 local index = {}
@@ -25,7 +27,7 @@ for i = ARG + 1, #ARGV, 2 do
   end
 end
 begin()
-redis.call('HSET', CFG, unpack(values))  -- at most 22 values
+redis.call('HSET', CFG, unpack(values))  -- at most 2 * (#FIELDS + 1) values
 for i = 1, #values, 2 do SETTINGS[values[i]] = values[i + 1] end
 follow_settings()
 changed = true

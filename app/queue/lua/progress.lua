@@ -1,6 +1,6 @@
 -- progress.lua: the client acknowledged bytes of a connection; renew the lease, record what
 -- the client has, maybe complete.
--- KEYS and ARGV[1..ARG]: see lib.lua.
+-- KEYS, ARGV[1..ARG]: see includes/args.lua and includes/settings.lua.
 -- ARGV[ARG + 1] token id   ARGV[ARG + 2] connection id
 -- ARGV[ARG + 3] first byte of the connection's range   ARGV[ARG + 4] end (exclusive) of what the client
 --          acknowledged so far   ARGV[ARG + 5] bytes acknowledged since the last report
@@ -17,8 +17,11 @@
 -- still owed (a resume, perhaps under a new token or after a dead process, is a complete
 -- download; aria2c's interrupted segments are not).
 -- Returns JSON: the snapshot plus state =
---   ok (lease renewed) | paused (no connection open: slot kept for the resume grace)
+--   (a REPLY) ok (lease renewed) | paused (no connection open: slot kept for the resume grace)
 --   | complete (slot freed, token spent, next waiter admitted) | gone (slot reclaimed: stop).
+--- @include "reclaim"
+--- @include "admission"
+--- @include "reply"
 local id = arg_id(ARG + 1, 'token id')
 local conn = arg_id(ARG + 2, 'connection id')
 local first = arg_int(ARG + 3, 0, MAX_INT, 'first')
@@ -31,8 +34,8 @@ local paced = ARGV[ARG + 9] == '1'
 begin()
 local info = get_info(id)
 local state
-if not info or info.s == 'waiting' then
-  state = 'gone'
+if not info or info.s == STATE.WAITING then
+  state = REPLY.GONE
 else
   info.b = (info.b or 0) + delta
   if delta > 0 then
@@ -42,9 +45,9 @@ else
   -- the download's recent throughput (bytes/s, smoothed over a few reports): what its client
   -- takes now, not the burst that filled the socket buffers at the start
   local since = info.pt or info.st or NOW
-  if NOW - since >= 100 then
+  if NOW - since >= THROUGHPUT_SAMPLE then
     local sample = (info.b - (info.pb or 0)) * 1000 / (NOW - since)
-    info.tp = info.tp and (0.6 * info.tp + 0.4 * sample) or sample
+    info.tp = info.tp and ((1 - THROUGHPUT_WEIGHT) * info.tp + THROUGHPUT_WEIGHT * sample) or sample
     info.pt, info.pb = NOW, info.b
   end
   if BUDGET > 0 then

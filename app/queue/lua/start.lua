@@ -1,15 +1,19 @@
 -- start.lua: a download connection opens for a token.
--- KEYS and ARGV[1..ARG]: see lib.lua. The connection belongs to the calling process: it counts
--- as open until that process closes it or stops showing signs of life.
+-- KEYS, ARGV[1..ARG]: see includes/args.lua and includes/settings.lua. The connection belongs to
+-- the calling process: it counts as open until that process closes it or stops showing signs of
+-- life.
 -- ARGV[ARG + 1] token id   ARGV[ARG + 2] connection id   ARGV[ARG + 3] bytes the request asks for
 -- ARGV[ARG + 4] the first byte it asks for: a client resuming inside a stretch an interrupted
 --          connection still owes says it has the bytes before it (it may have read a little
 --          more than the server saw acknowledged: an ACK lags the data it acknowledges)
--- Returns JSON: the snapshot plus state =
+-- Returns JSON: the snapshot plus state (a REPLY, or a STATE) =
 --   ok (slot held, lease renewed) | waiting (with position) | too_many | none
 --   | tail (a completed token within its resume grace, asking for no more than its tail
 --     budget left: served without a slot; the budget is charged now)
 --   | spent (completed, and past its grace or its budget) | removed (by an operator).
+--- @include "reclaim"
+--- @include "admission"
+--- @include "reply"
 local id = arg_id(ARG + 1, 'token id')
 local conn = arg_id(ARG + 2, 'connection id')
 local length = arg_int(ARG + 3, 0, MAX_INT, 'length')
@@ -21,18 +25,18 @@ local state
 if not info then
   local done
   state, done = ended(id)
-  state = state or 'none'
-  if state == 'spent' then
+  state = state or STATE.NONE
+  if state == STATE.SPENT then
     if done and done.u > NOW and done.r >= length then
       done.r = done.r - length
       redis.call('HSET', D, id, cjson.encode(done))
-      state = 'tail'
+      state = REPLY.TAIL
     end
   end
-elseif info.s == 'waiting' then
-  state = 'waiting'
+elseif info.s == STATE.WAITING then
+  state = STATE.WAITING
 elseif count(info.c) >= MAX_CONNS then
-  state = 'too_many'
+  state = REPLY.TOO_MANY
 else
   for _, hole in ipairs(info.w or {}) do
     if hole[1] < first and first < hole[2] then hole[1] = first end
@@ -44,10 +48,10 @@ else
     info.st = NOW
     journal(id, 'started', info, {})
   end
-  info.s = 'downloading'
+  info.s = STATE.DOWNLOADING
   if (info.cr or 0) == 0 then commit(info, MIN_RATE) end  -- resumed: not measured again yet
   put_info(id, info)
   redis.call('ZADD', A, NOW + STALL_MS, id)
-  state = 'ok'
+  state = REPLY.OK
 end
 return reply(publish(), {state = state, position = position(id)})

@@ -1,4 +1,4 @@
-"""Building engines on a test's own queue name, and reading the journal back."""
+"""Queue engines on a test's own queue name (built one way), a process's loops, the journal."""
 from __future__ import annotations
 
 import json
@@ -11,14 +11,17 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.queue.connection import connect, subscribe
-from app.queue.engine import QueueEngine, QueueSettings
+from app.queue.engine import QueueEngine
 from app.queue.keys import QueueKeys
+from app.queue.settings import QueueSettings
+from testbed.servers import wait_until
 
 FAR = time.time() + 3600
 
 
-def new_engine(client: redis.Redis, name: str | None = None, **settings: float) -> QueueEngine:
-    return QueueEngine(client, name or f"e{uuid.uuid4().hex[:10]}", QueueSettings(**settings))
+def new_engine(client: redis.Redis, name: str | None = None, owner: str | None = None, **settings: float) -> QueueEngine:
+    """The one way tests build an engine: its own queue unless ``name`` shares one."""
+    return QueueEngine(client, name or f"e{uuid.uuid4().hex[:10]}", QueueSettings(**settings), owner=owner)
 
 
 def advance(engine: QueueEngine, seconds: float) -> None:
@@ -82,3 +85,19 @@ def history(app) -> list[dict]:
             "SELECT token_id, outcome, bytes_sent, joined_at, admitted_at, started_at, finished_at "
             "FROM downloads ORDER BY admitted_at, joined_at")).mappings().all()
         return [dict(r) for r in rows]
+
+
+def outcome_of(app, token_id: str, timeout: float = 10.0) -> str:
+    """The outcome the history recorded for a token, once it has one."""
+    def read():
+        for row in history(app):
+            if row["token_id"] == token_id and row["outcome"]:
+                return row["outcome"]
+        return None
+
+    return wait_until(read, timeout=timeout, message=f"outcome of {token_id}")
+
+
+def another_process(engine: QueueEngine, owner: str | None = None) -> QueueEngine:
+    """Another process's engine on the same queue (its own owner id unless ``owner``)."""
+    return QueueEngine(engine.client, engine.keys.queue, engine.seed, owner=owner)

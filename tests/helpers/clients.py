@@ -7,9 +7,10 @@ import time
 
 import redis
 
-from app.queue.engine import QueueEngine, QueueSettings
-from app.queue.hub import QueueHub
+from app.queue.engine import QueueEngine
+from app.queue.settings import QueueSettings
 from app.queue.tracker import WaiterState
+from testbed.loops import ProcessHub
 
 SIZE = 1000
 
@@ -19,7 +20,7 @@ def run_clients(url: str, name: str, settings: dict, plan: list[tuple[str, str]]
     """Join with every (token, behaviour) of ``plan`` at once, then behave; report outcomes."""
     client = redis.Redis.from_url(url)
     engine = QueueEngine(client, name, QueueSettings(**settings))
-    hub = QueueHub(engine, coalesce=0.05, reap_interval=0.2)
+    hub = ProcessHub(engine, coalesce=0.05, reap_interval=0.2)
     hub.start()
     time.sleep(max(0.0, start_at - time.time()))
     threads = [threading.Thread(target=behave, args=(engine, hub, tid, kind, results)) for tid, kind in plan]
@@ -30,7 +31,7 @@ def run_clients(url: str, name: str, settings: dict, plan: list[tuple[str, str]]
     hub.close()
 
 
-def behave(engine: QueueEngine, hub: QueueHub, tid: str, kind: str, results) -> None:
+def behave(engine: QueueEngine, hub: ProcessHub, tid: str, kind: str, results) -> None:
     rng = random.Random(tid)
     snap = engine.join(tid, 1, SIZE, time.time() + 600, "")
     waiter = hub.attach(tid, snap)

@@ -118,7 +118,15 @@ class HostBandwidth:
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """The loop that re-paces this process's connections while it has any."""
+        threading.Thread(target=self._loop, name="host-bandwidth", daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
 
     def join(self, token: str, conn: str) -> ConnectionShare:
         """A new connection: the host's shares are worked out again at once (one round trip), so
@@ -126,9 +134,6 @@ class HostBandwidth:
         with self._lock:
             share = ConnectionShare(self, token, conn, self.level)
             self._shares[share] = None
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="host-bandwidth", daemon=True)
-                self._thread.start()
         self.refresh()
         self._wake.set()
         return share
@@ -138,8 +143,10 @@ class HostBandwidth:
             self._shares.pop(share, None)
 
     def _loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             self._wake.wait()
+            if self._stop.is_set():
+                return
             try:
                 self.refresh()
             except Exception:  # noqa: BLE001 - the loop must survive anything
@@ -147,7 +154,7 @@ class HostBandwidth:
             with self._lock:
                 if not self._shares:
                     self._wake.clear()
-            time.sleep(self.interval)
+            self._stop.wait(self.interval)
 
     def refresh(self) -> None:
         """Publish this process's demands, read the host's, and re-pace every local connection."""

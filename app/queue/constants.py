@@ -1,0 +1,155 @@
+"""The numbers and words the queue's Lua scripts share with Python, in one table.
+
+The scripts never restate them: ``lua_header()`` renders this module as the first lines of every
+script (``scripts.py`` prepends it when it loads them), and the config, the engine, the admin
+API, the OpenAPI document and the metrics import the same names. ``tests/unit`` checks the header
+against this module.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .keys import SCRIPT_KEYS
+from .states import ClientState, DropReason, Outcome, QueueMode, Reply, StatusMode, TokenState
+
+# -- identifiers ---------------------------------------------------------------------------
+ID_CHARS = "A-Za-z0-9_-"  # URL-safe base64, what issued token ids are made of
+ID_MAX = 128  # characters (all ASCII, so bytes too)
+ID_RULE = re.compile(f"[{ID_CHARS}]{{1,{ID_MAX}}}")
+CLIENT_MAX = 64  # characters of a client address kept with a place
+
+
+def is_id(value: object) -> bool:
+    """A token or connection id the scripts accept (the one rule, wherever an id arrives)."""
+    return isinstance(value, str) and ID_RULE.fullmatch(value) is not None
+
+
+# -- limits on numbers ---------------------------------------------------------------------
+MAX_INT = 2**53 - 1  # the largest integer a Lua number holds exactly
+MAX_MS = 10**13  # any time or duration in ms beyond this is a bad argument (cjson keeps 14 digits)
+MS = 1000
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One of the queue's rules: its name everywhere, its bounds, its default."""
+
+    name: str  # QueueSettings attribute and admin API field
+    stored: str  # field of the settings hash in Redis
+    env: str  # the environment variable that seeds it
+    low: float
+    high: float
+    default: float
+    seconds: bool = False  # a duration: seconds in Python and the API, ms in Redis
+
+    def to_stored(self, value: float) -> int:
+        return int(round(value * MS)) if self.seconds else int(value)
+
+    @property
+    def stored_low(self) -> int:
+        return self.to_stored(self.low)
+
+    @property
+    def stored_high(self) -> int:
+        return self.to_stored(self.high)
+
+    def check(self, value: object) -> str | None:
+        """Why ``value`` is not a valid setting (None: it is)."""
+        kinds = (int, float) if self.seconds else (int,)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value != value:
+            return f"{self.name} must be {'a number of seconds' if self.seconds else 'an integer'}"
+        if not self.low <= value <= self.high:
+            return f"{self.name} must be between {self.low:g} and {self.high:g}"
+        return None
+
+
+SECONDS_HIGH = MAX_MS / MS  # seconds
+
+# the order is the scripts' ARGV order of the seeded settings
+BOUNDS: tuple[Bound, ...] = (
+    Bound("capacity", "capacity", "QUEUE_CAPACITY", 1, 10**9, 4),
+    Bound("max_queue_length", "max_queue_length", "MAX_QUEUE_LENGTH", 1, 10**12, 100_000),
+    Bound("admit_timeout", "admit_ms", "ADMIT_TIMEOUT", 0.001, SECONDS_HIGH, 60, seconds=True),
+    Bound("stall_timeout", "stall_ms", "STALL_TIMEOUT", 0.001, SECONDS_HIGH, 30, seconds=True),
+    Bound("resume_grace", "resume_ms", "RESUME_GRACE", 0.001, SECONDS_HIGH, 120, seconds=True),
+    Bound("wait_grace", "wait_ms", "WAIT_GRACE", 0.001, SECONDS_HIGH, 30, seconds=True),
+    Bound("max_connections_per_token", "max_connections", "MAX_CONNECTIONS_PER_TOKEN", 1, 10**6, 4),
+    Bound("resume_tail", "resume_tail", "RESUME_TAIL", 1, 10**12, 32 << 20),
+    Bound("egress_budget", "egress_budget", "EGRESS_BUDGET", 0, 10**13, 0),
+    Bound("min_rate", "min_rate", "MIN_RATE", 1, 10**13, 1 << 20),
+)
+BOUND = {bound.name: bound for bound in BOUNDS}
+
+# -- batch sizes: every loop of a script is bounded by one of these -------------------------
+RECLAIM_BATCH = 64  # most items one call reclaims (or admits), all steps together
+OWNER_BATCH = 4  # dead processes looked at per call
+MAX_STATUS_IDS = 1000  # token ids one status call takes
+STATUS_CHUNK = 50  # token ids per status call the hub sends (about a millisecond each)
+MAX_INSPECT = 500  # running downloads one inspection describes
+MAX_RANGES = 64  # byte ranges kept per download (a client asking for scattered ones)
+SCHEDULE_SLOTS = 16  # running downloads the ETA schedule reads one by one
+RATE_WINDOW = 32  # admissions kept for the admission rate
+JOURNAL_MAX = 1_000_000  # history events the journal stream keeps (about) when no one drains it
+
+# -- times ---------------------------------------------------------------------------------
+OWNER_TTL_MS = 5000  # without a sign of life for this long, a process counts as dead
+REMOVED_TTL_MS = 86_400_000  # a removed token of unknown expiry stays barred this long
+THROUGHPUT_SAMPLE_MS = 100  # a download's throughput is sampled over at least this long
+THROUGHPUT_WEIGHT = 0.4  # weight of the newest sample in the smoothed throughput
+EGRESS_SLOTS, EGRESS_WINDOW = 8, 3  # per-second ring of acknowledged bytes; seconds averaged
+
+# -- histograms kept in Redis (upper bounds in seconds; metrics.py names the same ones) ----
+BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
+
+# key variables of the scripts, in KEYS order: (key name in keys.py, the Lua local)
+LUA_KEY_NAMES = {
+    "waiting": "W", "presence": "P", "active": "A", "info": "I", "spent": "S", "counters": "C",
+    "admits": "R", "journal": "J", "settings": "CFG", "owners": "O", "held": "H", "expiry": "E",
+    "done": "D", "stats": "ST",
+}
+ENUMS: dict[str, type[StrEnum]] = {
+    "STATE": TokenState, "REPLY": Reply, "OUTCOME": Outcome, "DROP": DropReason, "MODE": QueueMode,
+    "STATUS_MODE": StatusMode,
+}
+CLIENT_STATES = tuple(ClientState)
+
+
+def _lua_value(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return repr(value)
+
+
+def _lua_list(values: object) -> str:
+    return "{" + ", ".join(_lua_value(v) for v in values) + "}"  # type: ignore[attr-defined]
+
+
+def lua_header() -> str:
+    """The generated first lines of every script: KEYS, shared numbers, the vocabulary."""
+    names = [LUA_KEY_NAMES[key] for key in SCRIPT_KEYS]
+    lines = [
+        "-- generated from app/queue/constants.py (do not edit in a script)",
+        f"local {', '.join(names)} = {', '.join(f'KEYS[{n}]' for n in range(1, len(names) + 1))}",
+    ]
+    numbers = {
+        "MAX_INT": MAX_INT, "MAX_MS": MAX_MS, "ID_MAX": ID_MAX, "CLIENT_MAX": CLIENT_MAX,
+        "RECLAIM_BATCH": RECLAIM_BATCH, "OWNER_BATCH": OWNER_BATCH, "MAX_STATUS_IDS": MAX_STATUS_IDS,
+        "MAX_INSPECT": MAX_INSPECT, "MAX_RANGES": MAX_RANGES, "SCHEDULE_SLOTS": SCHEDULE_SLOTS,
+        "RATE_WINDOW": RATE_WINDOW, "JOURNAL_MAX": JOURNAL_MAX, "OWNER_TTL": OWNER_TTL_MS,
+        "REMOVED_TTL": REMOVED_TTL_MS, "THROUGHPUT_SAMPLE": THROUGHPUT_SAMPLE_MS,
+        "THROUGHPUT_WEIGHT": THROUGHPUT_WEIGHT, "EGRESS_SLOTS": EGRESS_SLOTS, "EGRESS_WINDOW": EGRESS_WINDOW,
+    }
+    lines += [f"local {name} = {_lua_value(value)}" for name, value in numbers.items()]
+    lines.append(f"local ID_PATTERN = {_lua_value(f'^[{ID_CHARS}]+$')}")
+    lines.append(f"local BUCKETS = {_lua_list(BUCKETS)}")
+    lines.append(f"local FIELDS = {_lua_list(b.stored for b in BOUNDS)}")
+    lines.append(f"local LOWS = {_lua_list(b.stored_low for b in BOUNDS)}")
+    lines.append(f"local LIMITS = {_lua_list(b.stored_high for b in BOUNDS)}")
+    for table, enum in ENUMS.items():
+        members = ", ".join(f"{m.name} = {_lua_value(m.value)}" for m in enum)
+        lines.append(f"local {table} = {{{members}}}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,114 @@
+"""This process's sign of life and the calls that must reach the queue whatever happens.
+
+``Housekeeping`` calls ``reap`` about once a second: it reclaims what ran out everywhere and is
+this process's sign of life, which keeps every waiter of its streams and every download
+connection it serves counted (one call per process, whatever the number of waiters). After a
+burst (a dead process, many places lapsing at once) it keeps going, a bounded call at a time. When
+the queue says it had given this process up for dead, ``on_rebind`` (the hub) holds its waiters
+again; every reap reply goes to ``on_reply`` (the hub's freshest figures for the ETA).
+
+``Retries`` keeps the calls that failed while Redis was away (a stream's end, a download's final
+report) and the housekeeping loop makes them again once it answers.
+
+The loop uses ``threading``; under gunicorn's gevent worker it is a greenlet.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import Unavailable
+from .engine import QueueEngine
+from .replies import Snapshot
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 100_000  # calls kept for retry while Redis is away
+REAP_BURST, REAP_PAUSE = 500, 0.01  # at most 500 reap calls per round, 10 ms apart
+
+
+class Retries:
+    """Calls the queue must hear, kept while Redis is away."""
+
+    def __init__(self, limit: int = MAX_RETRIES) -> None:
+        self.limit = limit
+        self._calls: deque[Callable[[], Any]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def call(self, call: Callable[[], Any]) -> None:
+        """Make the call now; while Redis is away keep it for the next ``drain``."""
+        try:
+            call()
+        except Unavailable:
+            if len(self._calls) >= self.limit:
+                log.error("dropping a queue call kept for retry: %d are waiting", self.limit)
+                self._calls.popleft()
+            self._calls.append(call)
+
+    def drain(self) -> None:
+        """Make the kept calls again, oldest first, until Redis is away again."""
+        while self._calls:
+            call = self._calls[0]
+            try:
+                call()
+            except Unavailable:
+                return
+            except Exception:  # noqa: BLE001 - a call that can never succeed is dropped
+                log.exception("a queue call kept for retry failed")
+            self._calls.popleft()
+
+
+class Housekeeping:
+    """The once-a-second loop: reap, notice a rebind, make the kept calls."""
+
+    def __init__(
+        self, engine: QueueEngine, retries: Retries, on_reply: Callable[[Snapshot], None],
+        on_rebind: Callable[[], None], interval: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.retries = retries
+        self.on_reply = on_reply
+        self.on_rebind = on_rebind
+        self.interval = interval
+        self._rebinds = engine.rebinds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="queue-housekeeping", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.round()
+            except Unavailable as exc:
+                log.warning("queue housekeeping failed: %s", exc.__cause__ or exc)
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("queue housekeeping crashed")
+            if self._stop.wait(self.interval):
+                return
+
+    def round(self) -> None:
+        self._reap()
+        if self.engine.rebinds != self._rebinds:
+            self._rebinds = self.engine.rebinds
+            self.on_rebind()
+        self.retries.drain()
+
+    def _reap(self) -> None:
+        """Reclaim what ran out; after a burst keep going, with pauses that let other clients of
+        Redis in."""
+        for _ in range(REAP_BURST):
+            snap = self.engine.reap()
+            self.on_reply(snap)
+            if not snap.more or self._stop.wait(REAP_PAUSE):
+                return

@@ -1,0 +1,84 @@
+-- reclaim.lua: what ran out is reclaimed (leases, dead processes' holds, lapsed places, expired
+-- tokens, spent tokens past their expiry), RECLAIM_BATCH items per call at most; and begin(),
+-- the first writes of every writing script.
+--- @include "downloads"
+
+-- a dead process's hold on one waiter or connection ends as of its last sign of life
+local function unbind_member(member, owner, last)
+  redis.call('ZREM', H, member)
+  local kind, rest = string.match(member, '^[^|]*|(%a)|(.*)$')
+  local id, conn = rest, nil
+  if kind == 'd' then id, conn = string.match(rest, '^([^|]*)|(.*)$') end
+  local info = id and get_info(id)
+  if not info then return end
+  if kind == 'w' and info.o and info.o[owner] then
+    info.o[owner] = nil
+    if next(info.o) == nil then
+      info.o = nil
+      if info.s == STATE.WAITING then redis.call('ZADD', P, last + WAIT_MS, id) end
+    end
+    put_info(id, info)
+  elseif kind == 'd' and info.c and info.c[conn] == owner then
+    info.c[conn] = nil
+    if info.k and info.k[conn] then
+      info.k[conn] = nil
+      info.t = 1  -- it had handed everything to its kernel, which delivers it after the process
+    end
+    settle(id, info)
+  end
+end
+
+-- processes that stopped showing signs of life lose what they held, ``budget`` items at most
+local function reap_owners(budget)
+  local dead = redis.call('ZRANGEBYSCORE', O, '-inf', NOW - OWNER_TTL, 'WITHSCORES', 'LIMIT', 0, OWNER_BATCH)
+  for n = 1, #dead, 2 do
+    if budget <= 0 then break end
+    local owner, score = dead[n], tonumber(dead[n + 1])
+    local last = math.abs(score)
+    if score > 0 then redis.call('ZADD', O, -last, owner) end  -- negative: being reaped
+    local members = redis.call('ZRANGEBYLEX', H, '[' .. owner .. '|', '[' .. owner .. '|\255', 'LIMIT', 0, budget)
+    for _, member in ipairs(members) do unbind_member(member, owner, last) end
+    if #members < budget then redis.call('ZREM', O, owner) end
+    budget = budget - #members
+  end
+  return budget
+end
+
+-- reclaim in order: leases, dead processes' holds, lapsed places, expired tokens, spent tokens;
+-- ``more`` tells the caller to call again
+local function reap()
+  local budget = RECLAIM_BATCH
+  local function due(key)
+    if budget <= 0 then return {} end
+    local ids = redis.call('ZRANGEBYSCORE', key, '-inf', NOW, 'LIMIT', 0, budget)
+    budget = budget - #ids
+    return ids
+  end
+  for _, id in ipairs(due(A)) do
+    local info = get_info(id) or {}
+    release(id, info, expired_outcome(info))
+  end
+  if budget > 0 then budget = reap_owners(budget) end
+  for _, id in ipairs(due(P)) do drop_waiter(id, DROP.LAPSED) end
+  for _, id in ipairs(due(E)) do drop_waiter(id, DROP.EXPIRED) end
+  for _, id in ipairs(due(S)) do
+    redis.call('ZREM', S, id)
+    redis.call('HDEL', D, id)
+  end
+  more = budget <= 0
+end
+
+-- seed the settings, birth the epoch, show this process alive (telling it when it had been
+-- given up for dead), then reclaim
+local function begin()
+  if missing then
+    for n = 1, #FIELDS do redis.call('HSETNX', CFG, FIELDS[n], SEED[n]) end
+  end
+  redis.call('HSETNX', C, 'epoch', NOW)
+  if OWNER ~= '' then
+    local score = tonumber(redis.call('ZSCORE', O, OWNER))
+    if score == nil or score < 0 then rebind = true end
+    redis.call('ZADD', O, NOW, OWNER)
+  end
+  reap()
+end

@@ -1,0 +1,38 @@
+-- records.lua: the per-token record (info hash, JSON) and the done entry of a completed token.
+--
+-- The legend of a token's record while it waits or holds a slot (I: token id -> JSON):
+--   s   state: STATE.WAITING | ADMITTED | DOWNLOADING | PAUSED
+--   q   join number (its score in the waiting line)      j   joined at (ms)
+--   e   token expiry (ms, Unix epoch)                     f   file id
+--   z   file size (bytes)                                 ip  client address (at most CLIENT_MAX)
+--   o   {owner = 1}: processes whose streams hold the waiter (no presence deadline meanwhile)
+--   a   admitted at (ms)                                  st  first connection started at (ms)
+--   c   {connection id = owner ('' for none)}: the download's open connections
+--   b   bytes the client acknowledged, all connections together
+--   r   {{first, end}, ...}: byte ranges acknowledged, merged (at most MAX_RANGES)
+--   w   {{first, end}, ...}: ranges connections closed without and no one has delivered since
+--   t   1: a connection whose range ran to the file's end closed with every byte acknowledged
+--   k   {connection id = 1}: connections that handed every byte to their kernel
+--   cr  bytes/s the download counts for against the egress budget (their sum: counters.committed)
+--   tp  the download's recent throughput (bytes/s, smoothed)
+--   pt, pb  time (ms) and bytes of the last throughput sample
+--
+-- The done entry of a completed or removed token (D: token id -> JSON):
+--   u   resumable until (ms)     r   tail bytes it may still fetch without a slot
+--   x   1: an operator removed it (it may not join or download again)
+
+local function get_info(id)
+  local raw = redis.call('HGET', I, id)
+  if raw then return cjson.decode(raw) end
+  return nil
+end
+
+local function put_info(id, info)
+  redis.call('HSET', I, id, cjson.encode(info))
+end
+
+local function count(tbl)
+  local n = 0
+  for _ in pairs(tbl or {}) do n = n + 1 end
+  return n
+end

@@ -66,7 +66,7 @@ def post_worker_init(worker):
     runtime = worker.wsgi.extensions["download_queue"]
     runtime.start()
 
-    def on_term(signum, frame):
+    def on_term(signum: int, frame: object) -> None:
         runtime.stop()
         worker.handle_exit(signum, frame)
 

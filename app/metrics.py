@@ -178,12 +178,18 @@ class QueueCollector:
                          "Time from a download's first connection to its end.")
 
 
+def histogram_bounds() -> list[str]:
+    """The ``le`` labels of the histograms kept in Redis: the scripts' ``BUCKETS`` (their
+    ``<name>_b<i>`` fields, i from 1, and one past the last for +Inf)."""
+    return [str(float(bound)) for bound in BUCKETS] + ["+Inf"]
+
+
 def _histogram(stats: dict[str, int], name: str, metric: str, text: str) -> Any:
     from prometheus_client.core import HistogramMetricFamily
 
     buckets, total = [], 0
-    for n, bound in enumerate(BUCKETS, start=1):
+    for n, le in enumerate(histogram_bounds()[:-1], start=1):
         total += stats.get(f"{name}_b{n}", 0)
-        buckets.append((str(float(bound)), total))
+        buckets.append((le, total))
     buckets.append(("+Inf", stats.get(f"{name}_n", 0)))
     return HistogramMetricFamily(metric, text, buckets=buckets, sum_value=stats.get(f"{name}_sum", 0) / 1000)

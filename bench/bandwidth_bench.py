@@ -109,7 +109,7 @@ def follow(service: Service, client: Client, digest: str) -> None:
                 client.admitted = time.monotonic()
                 path = data["download_url"]
         fetch(service.url, path, client, digest)
-    except Exception as exc:  # noqa: BLE001 - counted as lost
+    except Exception as exc:
         client.error = repr(exc)
 
 

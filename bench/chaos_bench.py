@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import multiprocessing
 import random
@@ -245,7 +246,7 @@ def main() -> None:
                 break
             time.sleep(1)
         admitted = sorted((r["admitted_at"], r["joined_at"]) for r in rows if r["admitted_at"] and r["joined_at"])
-        inversions = sum(1 for (_, j1), (_, j2) in zip(admitted, admitted[1:], strict=False) if j2 < j1)
+        inversions = sum(1 for (_, j1), (_, j2) in itertools.pairwise(admitted) if j2 < j1)
         spans = [(r["admitted_at"], r["finished_at"]) for r in rows if r["admitted_at"] and r["finished_at"]]
         overlap = max((sum(1 for a, f in spans if a <= start < f) for start, _ in spans), default=0)
         stop.set()

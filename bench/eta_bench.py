@@ -69,7 +69,7 @@ def follow(service: Service, client: Client, digests: dict[str, str]) -> None:
                 if ahead > 0:
                     time.sleep(ahead)
         client.sha_ok = digest.hexdigest() == digests[client.file]
-    except Exception as exc:  # noqa: BLE001 - counted as lost
+    except Exception as exc:
         client.error = repr(exc)
 
 

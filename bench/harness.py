@@ -112,7 +112,7 @@ class Service:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def curl_many(urls: list[str], ranged_from: int | None = None) -> tuple[float, int]:
@@ -121,7 +121,7 @@ def curl_many(urls: list[str], ranged_from: int | None = None) -> tuple[float, i
     if ranged_from is not None:
         cmd += ["-r", f"{ranged_from}-"]
     began = time.perf_counter()
-    procs = [subprocess.Popen(cmd + [url], stdout=subprocess.PIPE, text=True) for url in urls]
+    procs = [subprocess.Popen([*cmd, url], stdout=subprocess.PIPE, text=True) for url in urls]
     sizes = [int(p.communicate()[0].strip() or 0) for p in procs]
     return time.perf_counter() - began, sum(sizes)
 

@@ -44,7 +44,7 @@ def old_touch_cost(client, ids: list[str], per_worker: int) -> float:
     each waiter's presence re-set; chunked at 3,000 here, past which Redis's unpack fails)."""
     scratch = "{bench}:old-presence"
     for start in range(0, len(ids), 10_000):
-        client.zadd(scratch, {tid: 0 for tid in ids[start:start + 10_000]})
+        client.zadd(scratch, dict.fromkeys(ids[start:start + 10000], 0))
     touch = client.register_script(OLD_TOUCH)
     client.config_resetstat()
     for start in range(0, len(ids), per_worker):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the whole test suite against real PostgreSQL and Redis, installing and starting
-# whatever a fresh Debian machine lacks (run as root there).
+# Lint, then run the whole test suite against real PostgreSQL and Redis, installing and starting
+# whatever a fresh Debian machine lacks (run as root there). The pure layer alone, which needs
+# neither server: .venv/bin/python -m pytest tests/unit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,6 @@ command -v aria2c >/dev/null || need+=(aria2)
 command -v wget >/dev/null || need+=(wget)
 command -v curl >/dev/null || need+=(curl)
 command -v chromium >/dev/null || need+=(chromium)
-command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -43,4 +43,5 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -214,7 +214,7 @@ class SentinelGroup:
     def primary_port(self) -> int:
         import redis
 
-        host, port = redis.Redis(port=self.sentinel_ports[0], socket_timeout=1).execute_command(
+        _host, port = redis.Redis(port=self.sentinel_ports[0], socket_timeout=1).execute_command(
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
         return int(port)
 

@@ -38,7 +38,7 @@ def join_all(engine, ids):
 
 def report_seconds(engine, running: dict[str, int], seconds: int) -> None:
     """Each running download reports ``running[id]`` bytes every second for ``seconds`` seconds."""
-    done = {tid: 0 for tid in running}
+    done = dict.fromkeys(running, 0)
     for _ in range(seconds):
         advance(engine, 1)
         for tid, rate in running.items():
@@ -68,7 +68,7 @@ def test_young_downloads_reserve_min_rate_then_measured_throughput_decides(budge
     for tid in running:
         engine.start(tid, "c1", 10**9)
     # slow clients: 1 MB/s each once measured
-    report_seconds(engine, {tid: MB for tid in running}, 5)
+    report_seconds(engine, dict.fromkeys(running, MB), 5)
     snap = engine.summary()
     assert snap.egress == pytest.approx(5 * MB)
     # 5 MB/s measured leaves room for two more at 2 MB/s: admitted by the reports themselves

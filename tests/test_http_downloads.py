@@ -287,7 +287,7 @@ def test_a_slot_taken_back_mid_transfer_ends_quietly(gunicorn, make_file, tmp_pa
 
 
 def test_conditional_requests_follow_rfc_9110(served):
-    server, _, path, admitted = served
+    server, _, _path, admitted = served
     token = admitted()
     url = f"{server.url}/api/v1/downloads/{token}"
     head = requests.head(url, timeout=5)

@@ -43,7 +43,7 @@ def test_thirty_clients_in_order_never_more_than_capacity(app, gunicorn, make_fi
             assert last.json()["admit_deadline"].endswith("Z")
             status, digest, size = download_sha(server.url, token)
             results[n] = (token, status, digest, size, positions)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(30)]
@@ -201,7 +201,7 @@ def test_reconnecting_stream_keeps_its_place(gunicorn, make_file):
     assert again.json()["position"] == 2
     requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)
     requests.delete(f"{server.url}/api/v1/queue/{tokens[0]}", timeout=5)
-    positions, last = wait_turn(server.url, tokens[1])
+    _positions, last = wait_turn(server.url, tokens[1])
     assert last.event == "ready"
 
 

@@ -41,7 +41,7 @@ class Follower:
                     self.ready_at = time.monotonic()
                 if event.event in ("ready", "error"):
                     return
-        except Exception as exc:  # noqa: BLE001 - kept for the test's message
+        except Exception as exc:
             self.error = exc
 
     @property

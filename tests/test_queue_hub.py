@@ -82,7 +82,7 @@ def test_admission_wakes_the_waiter_at_once(make):
         nxt = f"n{i}"
         waiters[nxt] = hub.attach(nxt, engine.join(nxt, 1, 10, time.time() + 600, ""))
         holder = next(t for t, w in waiters.items() if w.state == READY and t not in ("done",))
-        current = [t for t, w in waiters.items() if w.state == WAITING][0]
+        current = next(t for t, w in waiters.items() if w.state == WAITING)
         released = time.perf_counter()
         engine.leave(holder)
         waiters[current].wait(10)  # generous for a loaded machine; the median below is the claim

@@ -154,13 +154,13 @@ class Model:
             result = "gone"
         else:
             if last > first:
-                token.ranges = merge(token.ranges + [[first, last]])
+                token.ranges = merge([*token.ranges, [first, last]])
             if closing:
                 token.conns.discard(conn)
                 if last >= range_end >= SIZE:
                     token.tail_done = True
                 elif last < range_end:
-                    token.owed = merge(token.owed + [[last, range_end]])
+                    token.owed = merge([*token.owed, [last, range_end]])
             else:
                 token.conns.add(conn)
             covered = len(token.ranges) == 1 and token.ranges[0][0] == 0 and token.ranges[0][1] >= SIZE

@@ -73,7 +73,7 @@ def _cycle(engine: QueueEngine, tids: list[str], errors: list[BaseException]) ->
                 time.sleep(0.01)
             assert engine.start(tid, "c").state == "ok"
             assert engine.progress(tid, "c", 0, 10, 10).state == "complete"
-    except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+    except BaseException as exc:
         errors.append(exc)
 
 

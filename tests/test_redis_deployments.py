@@ -82,28 +82,6 @@ def test_health_means_the_queue_answers_not_merely_a_ping(app, client, redis_cli
     assert client.get("/healthz").status_code == 200
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("http://127.0.0.1:6379", "scheme must be one of"),
-    ("redis+sentinel://127.0.0.1:26379", "names the service"),
-    ("redis+cluster://127.0.0.1:7000/2", "database 0 only"),
-    ("redis://a:1,b:2/0", "one server per redis://"),
-    ("redis+cluster://127.0.0.1:port", "bad host:port"),
-])
-def test_a_bad_redis_url_stops_start_up_with_what_is_wrong(url, message):
-    with pytest.raises(ConfigError, match=message):
-        load_config({"APP_ENV": "test", "REDIS_URL": url})
-
-
-def test_durable_writes_wait_for_a_replica_behind_sentinel_only_by_default():
-    sentinel = load_config({"APP_ENV": "test", "REDIS_URL": "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/q"})
-    assert sentinel.REDIS_WAIT_REPLICAS == 1
-    assert sentinel.RATELIMIT_STORAGE_OPTIONS["use_replicas"] is False  # limits read the primary
-    assert load_config({"APP_ENV": "test"}).REDIS_WAIT_REPLICAS == 0
-    assert load_config({"APP_ENV": "test", "REDIS_WAIT_REPLICAS": "2"}).REDIS_WAIT_REPLICAS == 2
-    with pytest.raises(ConfigError, match="REDIS_WAIT_REPLICAS"):
-        load_config({"APP_ENV": "test", "REDIS_WAIT_REPLICAS": "many"})
-
-
 def test_a_write_no_replica_confirms_is_served_and_counted(redis_client):
     """WAIT on a server without replicas: the join is answered after the timeout, counted; reads
     never wait."""

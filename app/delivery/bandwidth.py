@@ -149,7 +149,7 @@ class HostBandwidth:
                 return
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - the loop must survive anything
+            except Exception:
                 log.exception("bandwidth share refresh failed")
             with self._lock:
                 if not self._shares:

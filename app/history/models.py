@@ -16,7 +16,7 @@ class Download(db.Model):
     started_at = db.Column(db.DateTime(timezone=True), nullable=True)
     finished_at = db.Column(db.DateTime(timezone=True), nullable=True)
     bytes_sent = db.Column(db.BigInteger, nullable=False, default=0)
-    # completed | left | no_show | stalled | abandoned
+    # an Outcome (app/queue/states.py): completed | left | no_show | stalled | abandoned | removed
     outcome = db.Column(db.String(16), nullable=True)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..extensions import db
 from ..logs import token_ref
+from ..queue.states import JournalEvent
 from .models import Download
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,12 @@ def _columns(event: dict[str, str]) -> dict[str, Any]:
     kind, ts = event.get("event"), event.get("ts", "0")
     file_id = int(event.get("file") or 0) or None
     columns: dict[str, Any] = {"file_id": file_id}
-    if kind == "admitted":
+    if kind == JournalEvent.ADMITTED:
         columns.update(admitted_at=_when(ts), joined_at=_when(event.get("joined", ts)),
                        client_addr=event.get("client") or None)
-    elif kind == "started":
+    elif kind == JournalEvent.STARTED:
         columns.update(started_at=_when(ts))
-    elif kind == "finished":
+    elif kind == JournalEvent.FINISHED:
         columns.update(finished_at=_when(ts), outcome=event.get("outcome"),
                        bytes_sent=int(event.get("bytes") or 0))
     return columns
@@ -56,9 +57,9 @@ def log_event(event: dict[str, str]) -> None:
     kind = event.get("event", "")
     extra: dict[str, Any] = {"event": kind, "token": token_ref(event.get("t", "")),
                              "file_id": int(event.get("file") or 0)}
-    if kind == "admitted":
+    if kind == JournalEvent.ADMITTED:
         extra["waited_seconds"] = (int(event.get("ts", 0)) - int(event.get("joined", event.get("ts", 0)))) / 1000
-    elif kind == "finished":
+    elif kind == JournalEvent.FINISHED:
         extra.update(outcome=event.get("outcome"), bytes=int(event.get("bytes") or 0))
     log.info(kind, extra=extra)
 

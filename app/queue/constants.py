@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .keys import SCRIPT_KEYS
-from .states import ClientState, DropReason, Outcome, QueueMode, Reply, StatusMode, TokenState
+from .states import ClientState, DropReason, JournalEvent, Outcome, QueueMode, Reply, StatusMode, TokenState
 
 # -- identifiers ---------------------------------------------------------------------------
 ID_CHARS = "A-Za-z0-9_-"  # URL-safe base64, what issued token ids are made of
@@ -45,7 +45,7 @@ class Bound:
     seconds: bool = False  # a duration: seconds in Python and the API, ms in Redis
 
     def to_stored(self, value: float) -> int:
-        return int(round(value * MS)) if self.seconds else int(value)
+        return round(value * MS) if self.seconds else int(value)
 
     @property
     def stored_low(self) -> int:
@@ -111,7 +111,7 @@ LUA_KEY_NAMES = {
 }
 ENUMS: dict[str, type[StrEnum]] = {
     "STATE": TokenState, "REPLY": Reply, "OUTCOME": Outcome, "DROP": DropReason, "MODE": QueueMode,
-    "STATUS_MODE": StatusMode,
+    "STATUS_MODE": StatusMode, "EVENT": JournalEvent,
 }
 CLIENT_STATES = tuple(ClientState)
 

@@ -58,7 +58,7 @@ class Retries:
                 call()
             except Unavailable:
                 return
-            except Exception:  # noqa: BLE001 - a call that can never succeed is dropped
+            except Exception:
                 log.exception("a queue call kept for retry failed")
             self._calls.popleft()
 
@@ -92,7 +92,7 @@ class Housekeeping:
                 self.round()
             except Unavailable as exc:
                 log.warning("queue housekeeping failed: %s", exc.__cause__ or exc)
-            except Exception:  # noqa: BLE001 - the loop must survive anything
+            except Exception:
                 log.exception("queue housekeeping crashed")
             if self._stop.wait(self.interval):
                 return

@@ -202,7 +202,7 @@ class QueueHub:
         while not self._stop.wait(self.coalesce):
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - the loop must survive anything
+            except Exception:
                 log.exception("queue hub flush failed")
 
     def flush(self) -> None:

@@ -101,3 +101,11 @@ class StatusMode(StrEnum):
     READ = "read"  # nothing
     POLL = "poll"  # a poll counts as being seen: a waiter's presence is renewed
     RESYNC = "resync"  # this process's streams hold the waiters again (after missed events)
+
+
+class JournalEvent(StrEnum):
+    """What the journal stream records for the history table."""
+
+    ADMITTED = "admitted"
+    STARTED = "started"
+    FINISHED = "finished"

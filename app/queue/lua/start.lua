@@ -46,7 +46,7 @@ else
   if OWNER ~= '' then redis.call('ZADD', H, 0, OWNER .. '|d|' .. id .. '|' .. conn) end
   if not info.st then
     info.st = NOW
-    journal(id, 'started', info, {})
+    journal(id, EVENT.STARTED, info, {})
   end
   info.s = STATE.DOWNLOADING
   if (info.cr or 0) == 0 then commit(info, MIN_RATE) end  -- resumed: not measured again yet

@@ -1,4 +1,4 @@
--- journal.lua: history events (admitted, started, finished) appended to the journal stream in
+-- journal.lua: history events (an EVENT: admitted, started, finished) appended to the journal stream in
 -- the same atomic step as the change; the history recorder moves them into the database.
 --- @include "clock"
 

@@ -28,7 +28,7 @@ local function release(id, info, outcome)
   commit(info, 0)
   redis.call('ZREM', A, id)
   redis.call('HDEL', I, id)
-  journal(id, 'finished', info, {'outcome', outcome, 'bytes', info.b or 0})
+  journal(id, EVENT.FINISHED, info, {'outcome', outcome, 'bytes', info.b or 0})
   bump('outcome_' .. outcome)
   if info.st then observe('download', NOW - info.st) end
   changed = true

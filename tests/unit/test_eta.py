@@ -1,0 +1,39 @@
+"""The ETA from one snapshot: the slots near the front, the admission rate further back."""
+from __future__ import annotations
+
+from app.queue.eta import SIMULATED_TURNS, eta_seconds, newcomer_eta
+from app.queue.replies import Snapshot
+from app.queue.states import QueueMode
+
+
+def snapshot(**figures) -> Snapshot:
+    base = dict(now=0, waiting=1, active=1, capacity=1, rate=0.0, version=1)
+    return Snapshot(**{**base, **figures})
+
+
+def test_the_slots_near_the_front_count_down_between_events():
+    snap = snapshot(slots=[30.0], cycle=40.0)
+    assert eta_seconds(snap, 1) == 30 and eta_seconds(snap, 2) == 70
+    later = snap.seen_at + 12  # received 12 s ago, nothing changed since
+    assert eta_seconds(snap, 1, now=later) == 18 and eta_seconds(snap, 2, now=later) == 58
+    assert eta_seconds(snap, 1, now=snap.seen_at + 72) == 1  # overdue: any moment, not "now"
+
+
+def test_further_back_the_rate_decides_and_a_silence_lowers_it():
+    paced = snapshot(waiting=5, rate=0.5, rate_span=10)
+    assert eta_seconds(paced, 5) == 10
+    assert eta_seconds(paced, 5, now=paced.seen_at + 10) == 20  # no admission for 10 more seconds
+    far = snapshot(waiting=500, slots=[10.0], cycle=20.0, rate=0.1, rate_span=100)
+    assert eta_seconds(far, SIMULATED_TURNS + 1) == round((SIMULATED_TURNS + 1) / 0.1)
+
+
+def test_a_free_slot_is_now_unless_the_line_is_paused_or_the_budget_full():
+    free = snapshot(waiting=0, active=0, capacity=2, slots=[5.0], cycle=5.0)
+    assert eta_seconds(free, 1) == 0 and newcomer_eta(free) == 0
+    assert eta_seconds(snapshot(active=0, mode=QueueMode.PAUSED, cycle=8.0), 1) == 8
+    assert eta_seconds(snapshot(active=1, capacity=4, limit=1, cycle=6.0), 1) == 6  # budget: 1 may run
+
+
+def test_nothing_known_is_none_and_no_place_is_none():
+    assert eta_seconds(snapshot(), 1) is None
+    assert eta_seconds(snapshot(cycle=10.0), None) is None

@@ -221,8 +221,8 @@ def test_sigterm_ends_open_streams_promptly(gunicorn, make_file):
 
 
 def test_killed_worker_slot_is_reclaimed_and_recorded(app, gunicorn, make_file):
+    from .helpers.http import token_id
     from .helpers.queue import outcome_of
-    from .http_client import token_id
 
     file_id, _ = make_file("big.bin", size=64 * 1024 * 1024)
     server = gunicorn(**{**SERVE, "QUEUE_CAPACITY": 1, "STALL_TIMEOUT": 2}, workers=2)
@@ -241,7 +241,7 @@ def test_killed_worker_slot_is_reclaimed_and_recorded(app, gunicorn, make_file):
 
 
 def test_x_accel_redirect_behind_nginx(app, gunicorn, make_file, tmp_path):
-    from .support import Nginx
+    from testbed.servers import Nginx
 
     file_id, path = make_file("video.mp4", size=6 * 1024 * 1024)
     server = gunicorn(**{**SERVE, "X_ACCEL_REDIRECT": "/protected"})

@@ -149,7 +149,10 @@ class Feed:
 
 def open_feed(engine: QueueEngine, hub: QueueHub, config: Mapping[str, Any], token: str, client_addr: str,
               app_context: Callable[[], AbstractContextManager[Any]], streams: Any) -> Feed:
-    """Join now (inside the request), then follow the place; a refusal is the feed's only event."""
+    """Join now (inside the request), then follow the place; a refusal of a real token (expired,
+    spent, a full line) is the feed's only event. Something that is not a token opens no stream:
+    ``InvalidToken`` is raised for the HTTP layer to answer 403."""
+    claims_for(config, token, allow_expired=True)
     try:
         claims, snap = join(engine, config, token, client_addr, streamed=True)
     except AppError as exc:

@@ -9,11 +9,17 @@ half the line, and every remaining place lapsing at once, reclaimed batch by bat
 length is checked after every phase. The peer is the seed's loop: ZRANK + SCARD per waiter per
 second (measured here on the same line).
 
-    python bench/script_cost_bench.py [--waiting 100000]
+    python bench/script_cost_bench.py [--waiting 100000] [--against REV]
+
+``--against REV`` measures the app of git revision REV first (a temporary copy, imported in a
+process of its own; ``Api`` bridges the names that changed), then this tree's, with this file's
+calls both times, and prints both side by side with the ratio: the same machine, the same run.
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,17 +40,103 @@ def per_call(client, fn, count: int = N) -> float:
     return usec / max(1, calls)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+TITLE = "Queue scripts with"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--waiting", type=int, default=100_000)
+    parser.add_argument("--against", metavar="REV", help="also run the tree at this git revision, first")
+    parser.add_argument("--app-from", metavar="DIR", help=argparse.SUPPRESS)  # the app package of another tree
     args = parser.parse_args()
+    if args.app_from:
+        sys.path.insert(0, args.app_from)
+    if args.against:
+        compare(args.against, args.waiting)
+    else:
+        report(measure(args.waiting), args.waiting)
 
+
+def compare(rev: str, waiting: int) -> None:
+    """Both trees' tables, row by row, with after / before."""
+    before = run_tree(checkout(rev), waiting)
+    after = run_tree(None, waiting)
+    print(f"\n{TITLE} {waiting} waiting: {rev} (before) against this tree (after)")
+    print(f"{'':<52}{'before':>14}{'after':>14}{'after/before':>14}")
+    for name, value in after.items():
+        old = before.get(name, "-")
+        print(f"{name:<52}{old:>14}{value:>14}{ratio(old, value):>14}")
+
+
+def ratio(old: str, new: str) -> str:
+    try:
+        return f"{float(new) / float(old):.2f}"
+    except (ValueError, ZeroDivisionError):
+        return ""
+
+
+def checkout(rev: str) -> Path:
+    """The tree at ``rev`` in a temporary folder (``git archive``: no work tree is touched)."""
+    folder = Path(tempfile.mkdtemp(prefix="script-cost-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def run_tree(tree: Path | None, waiting: int) -> dict[str, str]:
+    """This benchmark in a process of its own on ``tree``'s app (None: this tree's); its table as
+    {row: value}."""
+    command = [sys.executable, __file__, "--waiting", str(waiting), *(["--app-from", str(tree)] if tree else [])]
+    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    rows, table = {}, False
+    for line in out.splitlines():
+        if line.startswith(TITLE):
+            table = True
+        elif table and line.strip():
+            rows[line[:52].strip()] = line[52:].strip()
+    return rows
+
+
+def report(rows: list[tuple[str, str]], waiting: int) -> None:
+    print(f"\n{TITLE} {waiting} waiting (Redis-side µs per call, INFO commandstats)")
+    for name, value in rows:
+        print(f"{name:<52}{value:>14}")
+
+
+class Api:
+    """The engine's calls under the names of whichever tree is imported (the older tree said
+    ``hold=True`` for a streamed join, ``mode="hold"`` for a resync, and kept its settings,
+    constants and scripts elsewhere)."""
+
+    def __init__(self) -> None:
+        import inspect
+
+        from app.queue import engine
+
+        try:
+            from app.queue.constants import STATUS_CHUNK
+            from app.queue.settings import QueueSettings
+        except ImportError:
+            STATUS_CHUNK, QueueSettings = engine.STATUS_CHUNK, engine.QueueSettings
+        self.QueueEngine, self.QueueSettings, self.STATUS_CHUNK = engine.QueueEngine, QueueSettings, STATUS_CHUNK
+        old = "hold" in inspect.signature(engine.QueueEngine.join).parameters
+        self.streamed = {"hold": True} if old else {"streamed": True}
+        self.resync = "hold" if old else "resync"
+
+    @staticmethod
+    def script(engine, name: str):
+        scripts = engine.scripts
+        return getattr(scripts, name) if hasattr(scripts, name) else scripts[name]
+
+
+def measure(waiting: int) -> list[tuple[str, str]]:
     import redis
 
-    from app.queue.constants import STATUS_CHUNK
-    from app.queue.engine import QueueEngine
     from app.queue.scripts import NAMES
-    from app.queue.settings import QueueSettings
+
+    api = Api()
+    QueueEngine, QueueSettings, STATUS_CHUNK = api.QueueEngine, api.QueueSettings, api.STATUS_CHUNK
 
     far = time.time() + 7200
     rows: list[tuple[str, str]] = []
@@ -52,13 +144,13 @@ def main() -> None:
         server = RedisProcess(Path(tmp)).start()
         try:
             client = redis.Redis(port=server.port)
-            settings = QueueSettings(capacity=1, max_queue_length=10 * args.waiting)
+            settings = QueueSettings(capacity=1, max_queue_length=10 * waiting)
             engine = QueueEngine(client, "cost", settings)  # a living process holding half the line
             dead = QueueEngine(client, "cost", settings)  # one that will die holding the other half
             janitor = QueueEngine(client, "cost", settings, owner="")  # reclaims, holds nothing
             engine.join("holder", 1, 10**9, far)
-            for n in range(args.waiting):
-                (dead if n % 2 else engine).join(f"w{n:07d}", 1, 10**9, far, streamed=True)
+            for n in range(waiting):
+                (dead if n % 2 else engine).join(f"w{n:07d}", 1, 10**9, far, **api.streamed)
             client.config_set("slowlog-log-slower-than", 200)
             client.config_set("slowlog-max-len", 100_000)
             client.slowlog_reset()
@@ -72,15 +164,26 @@ def main() -> None:
                 holder[0] = snap.admitted[0]
 
             rows.append(("admission: leave + admit the head (µs)", f"{per_call(client, admit):.1f}"))
+            rows.append(("start, a download connection (re)opens (µs)",
+                         f"{per_call(client, lambda n: engine.start(holder[0], 'c1', 10**9)):.1f}"))
             engine.start(holder[0], "c1", 10**9)
             rows.append(("progress report (µs)",
                          f"{per_call(client, lambda n: engine.progress(holder[0], 'c1', 0, (n + 1) * 1000, 1000, range_end=10**9)):.1f}"))
             ids = [f"w{n:07d}" for n in range(2 * N, 2 * N + STATUS_CHUNK)]
             rows.append(("status of one token (µs)", f"{per_call(client, lambda n: engine.status([ids[n % len(ids)]])):.1f}"))
             rows.append((f"status of a resync chunk, {STATUS_CHUNK} ids (µs)",
-                         f"{per_call(client, lambda n: engine.status(ids, mode='resync'), 100):.1f}"))
+                         f"{per_call(client, lambda n: engine.status(ids, mode=api.resync), 100):.1f}"))
             rows.append(("reap, a process's sign of life (µs)", f"{per_call(client, lambda n: engine.reap()):.1f}"))
-            seed_zrank = per_seed(client, args.waiting)
+            rows.append(("summary (µs)", f"{per_call(client, lambda n: engine.summary()):.1f}"))
+            rows.append(("inspect, no downloads listed (µs)", f"{per_call(client, lambda n: engine.inspect(0)):.1f}"))
+            rows.append(("inspect, the running downloads (µs)", f"{per_call(client, lambda n: engine.inspect(500)):.1f}"))
+            rows.append(("unbind, a stream closes (µs)",
+                         f"{per_call(client, lambda n: engine.unbind(f'w{2 * n:07d}')):.1f}"))
+            rows.append(("configure, a setting changes (µs)",
+                         f"{per_call(client, lambda n: janitor.configure(wait_grace=30 + n % 2), 200):.1f}"))
+            rows.append(("remove, an operator takes a waiter out (µs)",
+                         f"{per_call(client, lambda n: janitor.remove(f'w{4 * N + n:07d}'), 200):.1f}"))
+            seed_zrank = per_seed(client, waiting)
             dead.reap()  # its last sign of life
             before = engine.summary().waiting
             client.hincrby(engine.keys.counters, "skew", 6_000)  # 6 s later it counts as dead
@@ -100,7 +203,7 @@ def main() -> None:
                     break
             rows.append(("every place lapsing at once: reap calls", f"{lapse_calls}"))
             rows.append(("wall time of both reclaims (s)", f"{time.perf_counter() - started:.1f}"))
-            names = {getattr(engine.scripts, name).sha: name for name in NAMES}
+            names = {api.script(engine, name).sha: name for name in NAMES}
             slow = [e for e in client.slowlog_get(100_000) if e["command"].startswith(b"EVALSHA")]
             worst = max(slow, key=lambda e: e["duration"], default=None)
             rows.append(("script calls over 200 µs (SLOWLOG)", f"{len(slow)}"))
@@ -111,9 +214,7 @@ def main() -> None:
             rows.append(("seed's loop: ZRANK + SCARD per waiter per s (µs)", f"{seed_zrank:.2f}"))
         finally:
             server.stop()
-    print(f"\nQueue scripts with {args.waiting} waiting (Redis-side µs per call, INFO commandstats)")
-    for name, value in rows:
-        print(f"{name:<52}{value:>14}")
+    return rows
 
 
 def per_seed(client, waiting: int) -> float:

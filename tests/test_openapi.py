@@ -1,4 +1,13 @@
-"""Issue 9: the OpenAPI document matches the routes, and Schemathesis finds nothing against the live service."""
+"""The OpenAPI document matches the routes, and Schemathesis finds nothing against the live service:
+every check (``--checks all``) in every phase, the stateful one included.
+
+Kept out, each for its reason (the settings themselves are in ``tests/schemathesis.toml``):
+- the ``use_after_free`` check: leaving the line (DELETE) gives back a place, not the token,
+  whose status stays readable and which may join again;
+- ``positive_data_acceptance`` also expects 410: a well-formed token may be used up;
+- the admin event stream (``/api/v1/admin/events``): it never ends, so a fuzzer's request would
+  only wait for its timeout.
+"""
 from __future__ import annotations
 
 import re
@@ -9,8 +18,7 @@ from pathlib import Path
 from app.http.openapi import document
 
 KEY = "admin-key-for-schemathesis"
-CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
-          "response_schema_conformance,response_headers_conformance")
+CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
 
 
 def served_operations(app) -> set[tuple[str, str]]:
@@ -37,10 +45,10 @@ def test_every_route_is_documented_and_every_documented_route_is_served(app, cli
 
 
 def schemathesis(base: str, workdir: Path, *selection: str) -> subprocess.CompletedProcess:
-    command = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/api/v1/openapi.json",
-               "--checks", CHECKS, "--max-examples", "25", "--seed", "20261126",
-               "--header", f"Authorization: Bearer {KEY}", "--phases", "examples,coverage,fuzzing",
-               "--generation-database", "none", "--no-color", *selection]
+    command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
+               f"{base}/api/v1/openapi.json", "--checks", "all", "--max-examples", "25", "--seed", "20261126",
+               "--header", f"Authorization: Bearer {KEY}", "--generation-database", "none", "--no-color",
+               *selection]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
 
 
@@ -50,7 +58,7 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_document(gun
     public = gunicorn(workers=2, QUEUE_CAPACITY=100_000, ADMIN_API_KEY=KEY, METRICS_TOKEN=KEY)
     result = schemathesis(public.url, tmp_path, "--exclude-tag", "admin")
     assert result.returncode == 0, result.stdout[-6000:]
-    assert "No issues found" in result.stdout or " passed" in result.stdout, result.stdout[-3000:]
+    assert "Stateful" in result.stdout and "failures" not in result.stdout.split("SUMMARY")[-1], result.stdout[-3000:]
 
     # the admin operations (pause, drain, settings) on a queue of their own, so they do not
     # turn the public run's joins into "queue_draining" answers

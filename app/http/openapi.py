@@ -10,6 +10,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from ..queue.constants import BOUNDS, ID_CHARS, ID_MAX
+from ..queue.states import ClientState, QueueMode, TokenState
+
 bp = Blueprint("openapi", __name__)
 
 JSON = "application/json"
@@ -57,11 +60,12 @@ FILE_ID = {"name": "file_id", "in": "path", "required": True,
 FILENAME = {"name": "filename", "in": "path", "required": True, "description": "Any name; the token decides the file.",
             "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/]+$"}}
 TOKEN_ID = {"name": "token_id", "in": "path", "required": True, "description": "A token's id (not the token).",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"}}
+            "schema": {"type": "string", "minLength": 1, "maxLength": ID_MAX, "pattern": f"^[{ID_CHARS}]+$"}}
 
-CLIENT_STATE = {"type": "string", "enum": ["waiting", "ready", "downloading", "done", "not_queued", "expired",
-                                           "removed"]}
-MODE = {"type": "string", "enum": ["open", "paused", "draining"]}
+CLIENT_STATE = {"type": "string", "enum": [str(state) for state in ClientState]}
+TOKEN_STATE = {"type": "string", "enum": [str(state) for state in TokenState],
+               "description": "The token's state in the queue."}
+MODE = {"type": "string", "enum": [str(mode) for mode in QueueMode]}
 NULLABLE_INT = {"type": ["integer", "null"]}
 LINE = {"waiting": {"type": "integer"}, "active": {"type": "integer"}, "capacity": {"type": "integer"},
         "mode": MODE}
@@ -73,17 +77,9 @@ TOKEN_STATUS = {
 }
 SETTINGS = {
     "type": "object",
-    "properties": {
-        "capacity": {"type": "integer", "minimum": 1, "maximum": 10**9},
-        "max_queue_length": {"type": "integer", "minimum": 1, "maximum": 10**12},
-        "admit_timeout": {"type": "number", "minimum": 0.001, "maximum": 1e10},
-        "stall_timeout": {"type": "number", "minimum": 0.001, "maximum": 1e10},
-        "resume_grace": {"type": "number", "minimum": 0.001, "maximum": 1e10},
-        "wait_grace": {"type": "number", "minimum": 0.001, "maximum": 1e10},
-        "max_connections_per_token": {"type": "integer", "minimum": 1, "maximum": 10**6},
-        "resume_tail": {"type": "integer", "minimum": 1, "maximum": 10**12},
-        "egress_budget": {"type": "integer", "minimum": 0, "maximum": 10**13},
-        "min_rate": {"type": "integer", "minimum": 1, "maximum": 10**13},
+    "properties": {  # the bounds the scripts enforce (app/queue/constants.py); durations in seconds
+        bound.name: {"type": "number" if bound.seconds else "integer", "minimum": bound.low, "maximum": bound.high}
+        for bound in BOUNDS
     },
     "additionalProperties": False,
     "minProperties": 1,
@@ -98,7 +94,7 @@ ADMIN_STATE = {
             "egress_bytes_per_second": NULLABLE_INT, "admission_limit": NULLABLE_INT}},
         "settings": {"type": "object", "properties": {**SETTINGS["properties"], "mode": MODE}},
         "downloads": {"type": "array", "items": {"type": "object", "required": ["token_id", "state"], "properties": {
-            "token_id": {"type": "string"}, "state": {"type": "string"}, "file_id": {"type": "integer"},
+            "token_id": {"type": "string"}, "state": TOKEN_STATE, "file_id": {"type": "integer"},
             "file_name": {"type": ["string", "null"]}, "client": {"type": "string"},
             "bytes_sent": {"type": "integer"}, "size": {"type": "integer"},
             "rate_bytes_per_second": {"type": "integer"}, "connections": {"type": "integer"},
@@ -159,7 +155,7 @@ WAIT_EVENTS = {
     "error": ERROR_EVENT,
 }
 PROGRESS_EVENTS = {
-    "progress": _object(state={"type": "string"}, bytes={"type": "integer"}, size={"type": "integer"},
+    "progress": _object(state=CLIENT_STATE, bytes={"type": "integer"}, size={"type": "integer"},
                         rate_bytes_per_second={"type": "integer"}, eta_seconds=NULLABLE_INT),
     "done": _object(bytes={"type": "integer"}, size={"type": "integer"}, sha256={"type": "string"}),
     "error": ERROR_EVENT,
@@ -174,8 +170,9 @@ def _text(media: str, description: str) -> dict[str, Any]:
 
 HTML = _text("text/html", "An HTML page.")
 ADMIN_ERRORS = (401, 403, 503)
-FILE_BODY = {"description": "The file (200) or the requested range (206).",
-             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+FILE_BODY = {"description": "The file (200) or the requested range (206), with the file's own Content-Type "
+                            "(application/octet-stream when the catalog knows none).",
+             "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
 DOWNLOAD_ERRORS = (403, 404, 409, 410, 412, 416, 429, 503)
 NOT_MODIFIED = {"description": "If-None-Match / If-Modified-Since: the client's copy is current."}
 
@@ -204,9 +201,10 @@ def document() -> dict[str, Any]:
             "/healthz": {"get": _op("Liveness of Redis and the database", {200: _json({
                 "type": "object", "required": ["status", "checks"],
                 "properties": {"status": {"const": "ok"}, "checks": {"type": "object"}}})}, (503,), tag="ops")},
-            "/metrics": {"get": _op("Prometheus metrics (bearer METRICS_TOKEN)", {
-                200: _text("text/plain", "Prometheus text format 0.0.4.")}, (401, 403, 503), tag="ops",
-                security=[{"metricsToken": []}])},
+            "/metrics": {"get": _op(
+                "Prometheus metrics: bearer METRICS_TOKEN when one is set (open without one in a local run, "
+                "refused in production)", {200: _text("text/plain", "Prometheus text format 0.0.4.")},
+                (401, 403, 503), tag="ops", security=[{"metricsToken": []}, {}])},
             "/api/v1/openapi.json": {"get": _op("This document", {200: _json({"type": "object"})}, (), tag="ops")},
             "/": {"get": _op("The list of public files", {200: HTML}, (503,), tag="pages")},
             "/favicon.ico": {"get": _op("The icon", {200: _text("image/svg+xml", "An SVG icon.")}, (), tag="pages")},
@@ -228,12 +226,12 @@ def document() -> dict[str, Any]:
             "/api/v1/queue/{token}": {
                 "get": _op("Join and wait: position, ready and error events over SSE", {200: _sse(
                     "Events `position`, then `ready` (or `error`); heartbeat comments.", WAIT_EVENTS)},
-                    (404,), tag="queue", params=(TOKEN,)),
+                    (403, 404), tag="queue", params=(TOKEN,)),
                 "post": _op("Join (or re-attach) without a stream; poll the status to keep the place",
                             {200: _json(TOKEN_STATUS)}, (403, 404, 410, 503), tag="queue", params=(TOKEN,)),
                 "delete": _op("Leave the line or give back the slot", {200: _json({
                     "type": "object", "required": ["left", "previous_state"],
-                    "properties": {"left": {"type": "boolean"}, "previous_state": {"type": "string"}}})},
+                    "properties": {"left": {"type": "boolean"}, "previous_state": CLIENT_STATE}})},
                     (403, 404, 503), tag="queue", params=(TOKEN,)),
             },
             "/api/v1/queue/{token}/status": {"get": _op("The token's state (a poll keeps a waiter's place)",
@@ -253,7 +251,7 @@ def document() -> dict[str, Any]:
                 for method in ("get", "post")},
             "/request/order/{token}": {"get": _op("Seed protocol: the place in line as unnamed SSE messages", {
                 200: _sse("Messages carrying the place; 0 means download now.", SEED_EVENTS)},
-                (404,), tag="seed", params=(TOKEN,))},
+                (403, 404), tag="seed", params=(TOKEN,))},
             "/request/download/{token}": _download("Seed protocol: the download"),
             "/admin": {"get": _op("The live admin page", {200: HTML}, ADMIN_ERRORS, **admin)},
             "/api/v1/admin/queue": {"get": _op("The line, its rules and every running download",
@@ -269,7 +267,7 @@ def document() -> dict[str, Any]:
             "/api/v1/admin/tokens/{token_id}": {"delete": _op(
                 "Remove a token (waiting or downloading); its slot goes to the next waiter", {200: _json({
                     "type": "object", "required": ["removed", "previous_state"],
-                    "properties": {"removed": {"type": "boolean"}, "previous_state": {"type": "string"}}})},
+                    "properties": {"removed": {"type": "boolean"}, "previous_state": TOKEN_STATE}})},
                 (400, 404, *ADMIN_ERRORS), params=(TOKEN_ID,), **admin)},
             "/api/v1/admin/audit": {"get": _op("The latest operator changes", {200: _json({
                 "type": "object", "required": ["changes"], "properties": {"changes": {"type": "array", "items": {

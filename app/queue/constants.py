@@ -56,13 +56,21 @@ class Bound:
         return self.to_stored(self.high)
 
     def check(self, value: object) -> str | None:
-        """Why ``value`` is not a valid setting (None: it is)."""
-        kinds = (int, float) if self.seconds else (int,)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value != value:
+        """Why ``value`` is not a valid setting (None: it is). An integral float is an integer,
+        as in JSON Schema (``5.0``)."""
+        number = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+        if not number or not (self.seconds or float(value).is_integer()):
             return f"{self.name} must be {'a number of seconds' if self.seconds else 'an integer'}"
         if not self.low <= value <= self.high:
             return f"{self.name} must be between {self.low:g} and {self.high:g}"
         return None
+
+    def parse(self, value: object) -> int | float:
+        """The setting as the queue takes it, or ``ValueError`` saying why not."""
+        problem = self.check(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value if self.seconds else int(value)
 
 
 SECONDS_HIGH = MAX_MS / MS  # seconds
@@ -128,8 +136,9 @@ def _lua_list(values: object) -> str:
     return "{" + ", ".join(_lua_value(v) for v in values) + "}"  # type: ignore[attr-defined]
 
 
-def lua_header() -> str:
-    """The generated first lines of every script: KEYS, shared numbers, the vocabulary."""
+def lua_header(body: str | None = None) -> str:
+    """The generated first lines of a script: KEYS, shared numbers, the vocabulary; with the
+    script's ``body``, only the names it uses (each table is built anew on every call)."""
     names = [LUA_KEY_NAMES[key] for key in SCRIPT_KEYS]
     lines = [
         "-- generated from app/queue/constants.py (do not edit in a script)",
@@ -152,4 +161,7 @@ def lua_header() -> str:
     for table, enum in ENUMS.items():
         members = ", ".join(f"{m.name} = {_lua_value(m.value)}" for m in enum)
         lines.append(f"local {table} = {{{members}}}")
+    if body is not None:
+        code = re.sub(r"--[^\n]*", "", body)  # what the comments name is not used
+        lines = lines[:2] + [line for line in lines[2:] if re.search(rf"\b{line.split()[1]}\b", code)]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,8 @@ Each script is composed when it is loaded, never per call (Redis runs it by its 
 1. one line naming the publish command: plain ``PUBLISH`` on one server, ``SPUBLISH`` on a
    cluster (a plain one is broadcast to every node; a sharded one stays on the queue's shard,
    and its channel shares the queue's hash tag);
-2. the generated header (``constants.lua_header``): KEYS, shared numbers, the vocabulary;
+2. the generated header (``constants.lua_header``): KEYS, and of the shared numbers and the
+   vocabulary the names the script uses;
 3. the includes the script names with ``--- @include "name"`` lines (``lua/includes/``, one
    concern each), each once, after the includes it names itself (the BullMQ convention);
 4. the script.
@@ -55,7 +56,8 @@ def source(name: str, sharded: bool = False) -> str:
     """The script's whole text as Redis receives it."""
     publish = f"local PUBLISH = '{'SPUBLISH' if sharded else 'PUBLISH'}'\n"
     script = _read(f"{name}.lua")
-    return publish + lua_header() + "".join(_resolve(script, [])) + script
+    body = "".join(_resolve(script, [])) + script
+    return publish + lua_header(body) + body
 
 
 class QueueScripts:

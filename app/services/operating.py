@@ -101,10 +101,10 @@ def state(engine: QueueEngine, limit: int = 200) -> dict[str, Any]:
 
 
 def _setting(name: str, value: Any) -> int | float:
-    problem = BOUND[name].check(value)
-    if problem is not None:
-        raise InvalidRequest(f"{problem}.", field=name)
-    return value
+    try:
+        return BOUND[name].parse(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{exc}.", field=name) from None
 
 
 def change_settings(engine: QueueEngine, actor: str, body: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ def test_changes_become_field_value_pairs():
 def test_bounds_check_what_the_admin_api_and_the_config_accept():
     assert BOUND["capacity"].check(4) is None
     assert "integer" in BOUND["capacity"].check(1.5)
+    assert BOUND["capacity"].parse(5.0) == 5 and isinstance(BOUND["capacity"].parse(5.0), int)
     assert "integer" in BOUND["capacity"].check(True)
     assert "between" in BOUND["capacity"].check(0)
     assert BOUND["wait_grace"].check(0.001) is None and "between" in BOUND["wait_grace"].check(0.0001)

@@ -42,7 +42,8 @@ def headers_for(plan: DownloadPlan) -> dict[str, str]:
 
 
 def serving() -> Serving:
-    rt = runtime(current_app)
+    """A connection's last report may wait for the housekeeping loop: this process's loops run."""
+    rt = runtime(current_app).running()
     return Serving(rt.engine, rt.retries, rt.bandwidth, rt.metrics.sent_bytes.inc, current_app.config)
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# the order lib.lua expects its KEYS in
+# the order every script receives its KEYS in (the generated header names them: constants.LUA_KEY_NAMES)
 SCRIPT_KEYS = ("waiting", "presence", "active", "info", "spent", "counters", "admits", "journal",
                "settings", "owners", "held", "expiry", "done", "stats")
 
@@ -49,7 +49,7 @@ class QueueKeys:
 
     @property
     def script_keys(self) -> list[str]:
-        """The KEYS every queue script receives, in the order lib.lua names them."""
+        """The KEYS every queue script receives, in ``SCRIPT_KEYS`` order."""
         return [self.key(name) for name in SCRIPT_KEYS]
 
     @property

@@ -11,9 +11,10 @@ second (measured here on the same line).
 
     python bench/script_cost_bench.py [--waiting 100000] [--against REV]
 
-``--against REV`` measures the app of git revision REV first (a temporary copy, imported in a
-process of its own; ``Api`` bridges the names that changed), then this tree's, with this file's
-calls both times, and prints both side by side with the ratio: the same machine, the same run.
+``--against REV`` measures the app of git revision REV (a temporary copy, imported in a process of
+its own; ``Api`` bridges the names that changed) and this tree's, with this file's calls both
+times, taking turns ``--rounds`` times, and prints the medians side by side with the ratio: the
+same machine, the same run.
 """
 from __future__ import annotations
 
@@ -48,25 +49,45 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--waiting", type=int, default=100_000)
     parser.add_argument("--against", metavar="REV", help="also run the tree at this git revision, first")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: runs of each tree, taking turns")
     parser.add_argument("--app-from", metavar="DIR", help=argparse.SUPPRESS)  # the app package of another tree
     args = parser.parse_args()
     if args.app_from:
         sys.path.insert(0, args.app_from)
     if args.against:
-        compare(args.against, args.waiting)
+        compare(args.against, args.waiting, args.rounds)
     else:
         report(measure(args.waiting), args.waiting)
 
 
-def compare(rev: str, waiting: int) -> None:
-    """Both trees' tables, row by row, with after / before."""
-    before = run_tree(checkout(rev), waiting)
-    after = run_tree(None, waiting)
-    print(f"\n{TITLE} {waiting} waiting: {rev} (before) against this tree (after)")
+def compare(rev: str, waiting: int, rounds: int) -> None:
+    """Both trees' tables, row by row, with after / before: each the median of ``rounds`` runs,
+    the two trees taking turns (a shared machine's load falls on both alike)."""
+    tree = checkout(rev)
+    runs: dict[str, list[dict[str, str]]] = {"before": [], "after": []}
+    for n in range(rounds):
+        for side in ("before", "after") if n % 2 == 0 else ("after", "before"):
+            runs[side].append(run_tree(tree if side == "before" else None, waiting))
+    before, after = median_rows(runs["before"]), median_rows(runs["after"])
+    print(f"\n{TITLE} {waiting} waiting: {rev} (before) against this tree (after), median of {rounds} runs each")
     print(f"{'':<52}{'before':>14}{'after':>14}{'after/before':>14}")
     for name, value in after.items():
         old = before.get(name, "-")
         print(f"{name:<52}{old:>14}{value:>14}{ratio(old, value):>14}")
+
+
+def median_rows(tables: list[dict[str, str]]) -> dict[str, str]:
+    """Row by row, the median of the numeric values (the first run's text otherwise)."""
+    rows = {}
+    for name, first in tables[0].items():
+        try:
+            values = sorted(float(t[name]) for t in tables)
+        except (KeyError, ValueError):
+            rows[name] = first
+            continue
+        middle = values[len(values) // 2]
+        rows[name] = f"{middle:.0f}" if first.isdigit() else f"{middle:.{len(first.partition('.')[2])}f}"
+    return rows
 
 
 def ratio(old: str, new: str) -> str:

@@ -136,6 +136,15 @@ def _lua_list(values: object) -> str:
     return "{" + ", ".join(_lua_value(v) for v in values) + "}"  # type: ignore[attr-defined]
 
 
+def fold_vocabulary(body: str) -> str:
+    """``STATE.WAITING`` becomes ``'waiting'`` when a script is loaded: the scripts name every word
+    of the vocabulary, and no table of it is built per call."""
+    for table, enum in ENUMS.items():
+        for member in enum:
+            body = re.sub(rf"\b{table}\.{member.name}\b", _lua_value(member.value), body)
+    return body
+
+
 def lua_header(body: str | None = None) -> str:
     """The generated first lines of a script: KEYS, shared numbers, the vocabulary; with the
     script's ``body``, only the names it uses (each table is built anew on every call)."""
@@ -161,6 +170,7 @@ def lua_header(body: str | None = None) -> str:
     for table, enum in ENUMS.items():
         members = ", ".join(f"{m.name} = {_lua_value(m.value)}" for m in enum)
         lines.append(f"local {table} = {{{members}}}")
+    lines.append("local MODES = {" + ", ".join(f"{m.value} = true" for m in QueueMode) + "}  -- the set of MODE's values")
     if body is not None:
         code = re.sub(r"--[^\n]*", "", body)  # what the comments name is not used
         lines = lines[:2] + [line for line in lines[2:] if re.search(rf"\b{line.split()[1]}\b", code)]

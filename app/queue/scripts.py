@@ -10,6 +10,9 @@ Each script is composed when it is loaded, never per call (Redis runs it by its 
 3. the includes the script names with ``--- @include "name"`` lines (``lua/includes/``, one
    concern each), each once, after the includes it names itself (the BullMQ convention);
 4. the script.
+
+The vocabulary is folded in as it loads (``STATE.WAITING`` becomes ``'waiting'``), and the header
+keeps only the names the script uses: what is built on every call is no more than before.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from importlib import resources
 from redis import Redis, RedisCluster
 from redis.commands.core import Script
 
-from .constants import lua_header
+from .constants import fold_vocabulary, lua_header
 
 NAMES = ("join", "unbind", "status", "leave", "reap", "start", "progress", "summary", "configure",
          "remove", "inspect")
@@ -56,7 +59,7 @@ def source(name: str, sharded: bool = False) -> str:
     """The script's whole text as Redis receives it."""
     publish = f"local PUBLISH = '{'SPUBLISH' if sharded else 'PUBLISH'}'\n"
     script = _read(f"{name}.lua")
-    body = "".join(_resolve(script, [])) + script
+    body = fold_vocabulary("".join(_resolve(script, [])) + script)
     return publish + lua_header(body) + body
 
 

@@ -5,8 +5,6 @@
 --- @include "args"
 
 local ARG = 2 + #FIELDS
-local MODES = {}  -- the set of MODE's values
-for _, mode in pairs(MODE) do MODES[mode] = true end
 local SEED, SETTINGS, missing = {}, {}, false
 do
   local stored = redis.call('HMGET', CFG, 'mode', unpack(FIELDS))  -- 1 + #FIELDS values

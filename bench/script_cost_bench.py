@@ -19,6 +19,7 @@ same machine, the same run.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -69,11 +70,81 @@ def compare(rev: str, waiting: int, rounds: int) -> None:
         for side in ("before", "after") if n % 2 == 0 else ("after", "before"):
             runs[side].append(run_tree(tree if side == "before" else None, waiting))
     before, after = median_rows(runs["before"]), median_rows(runs["after"])
+    steady = side_by_side(tree)
     print(f"\n{TITLE} {waiting} waiting: {rev} (before) against this tree (after), median of {rounds} runs each")
     print(f"{'':<52}{'before':>14}{'after':>14}{'after/before':>14}")
     for name, value in after.items():
         old = before.get(name, "-")
         print(f"{name:<52}{old:>14}{value:>14}{ratio(old, value):>14}")
+    print(f"\nThe same scripts side by side on one Redis and one line ({STEADY_LINE} waiting), batches of "
+          f"{STEADY_BATCH} calls taking turns, median µs per call (steady state: each call leaves the line as it was)")
+    print(f"{'':<52}{'before':>14}{'after':>14}{'after/before':>14}")
+    for name, (old, new) in steady.items():
+        print(f"{name:<52}{old:>14.1f}{new:>14.1f}{new / old:>14.2f}")
+
+
+STEADY_LINE, STEADY_BATCH, STEADY_ROUNDS = 2000, 1000, 16
+
+
+def sources_of(tree: Path) -> dict[str, str]:
+    """Every script of ``tree`` as Redis receives it (composed by that tree's own loader)."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from app.queue.scripts import NAMES, source; "
+            "print(json.dumps({name: source(name) for name in NAMES}))")
+    return json.loads(subprocess.run([sys.executable, "-c", code, str(tree)], check=True, capture_output=True,
+                                     text=True).stdout)
+
+
+def side_by_side(tree: Path) -> dict[str, tuple[float, float]]:
+    """Both trees' scripts on one private Redis, called with the same arguments on the same line;
+    the calls chosen leave the line as it was, so every batch measures the same work."""
+    import statistics
+
+    import redis
+
+    from app.queue.engine import QueueEngine
+    from app.queue.settings import QueueSettings
+
+    scripts = {"before": sources_of(tree), "after": sources_of(ROOT)}
+    far = int((time.time() + 7200) * 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisProcess(Path(tmp)).start()
+        try:
+            client = redis.Redis(port=server.port)
+            engine = QueueEngine(client, "steady", QueueSettings(capacity=1))
+            for n in range(STEADY_LINE):
+                engine.join(f"w{n}", 1, 10**9, far / 1000, streamed=True)
+            engine.start("w0", "c1", 10**9)
+            keys, common = engine.keys.script_keys, [engine.keys.channel, engine.owner, *engine.seed.seed_args()]
+            calls = {  # script: its own ARGV (the same in both trees)
+                "join (re-attach)": ("join", ["w7", 1, 10**9, far, ""]),
+                "status (read)": ("status", ["read", "w5"]),
+                "progress": ("progress", ["w0", "c1", 0, 1000, 0, 10**9, 0, 0, 0]),
+                "start": ("start", ["w0", "c1", 10**9, 0]),
+                "unbind (not held)": ("unbind", ["w9x"]),
+                "leave (unknown token)": ("leave", ["nobody"]),
+                "remove (unknown token)": ("remove", ["nobody"]),
+                "reap": ("reap", []),
+                "summary": ("summary", []),
+                "inspect": ("inspect", [10]),
+                "configure (same value)": ("configure", ["capacity", 1]),
+            }
+            result = {}
+            for label, (name, argv) in calls.items():
+                shas = {side: client.script_load(text[name]) for side, text in scripts.items()}
+                times: dict[str, list[float]] = {"before": [], "after": []}
+                for n in range(STEADY_ROUNDS):
+                    for side in ("before", "after") if n % 2 == 0 else ("after", "before"):
+                        client.config_resetstat()
+                        pipe = client.pipeline(transaction=False)
+                        for _ in range(STEADY_BATCH):
+                            pipe.evalsha(shas[side], len(keys), *keys, *common, *argv)
+                        pipe.execute()
+                        stats = client.info("commandstats")["cmdstat_evalsha"]
+                        times[side].append(stats["usec"] / stats["calls"])
+                result[label] = (statistics.median(times["before"]), statistics.median(times["after"]))
+            return result
+        finally:
+            server.stop()
 
 
 def median_rows(tables: list[dict[str, str]]) -> dict[str, str]:

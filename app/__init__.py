@@ -25,7 +25,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     from . import history  # noqa: F401  (registers the downloads model)
     from .catalog import models  # noqa: F401
-    from .catalog.cli import files_cli
+    from .files_cli import files_cli
     from .http import register_http
     from .queue_cli import queue_cli
     from .runtime import QueueRuntime

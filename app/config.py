@@ -14,6 +14,7 @@ from limits import parse_many
 
 from .queue.connection import parse_redis_url
 from .queue.constants import BOUNDS, Bound
+from .storage.locations import has_credentials, parse_url
 
 LOCAL_ENVS = frozenset({"local", "development", "test"})
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
@@ -76,6 +77,39 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return raw
 
 
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(env: Mapping[str, str], name: str, default: str) -> int:
+    """Bytes, as a count or with a binary unit: ``0``, ``500M``, ``4G``."""
+    raw = env.get(name, default).strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in SIZE_UNITS else ""
+    try:
+        value = int(raw[: len(raw) - len(unit)]) * SIZE_UNITS[unit]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a size in bytes such as 0, 500M or 4G, got {env.get(name)!r}") from exc
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {env.get(name)!r}")
+    return value
+
+
+def check_files_url(url: str, x_accel: str | None, env: Mapping[str, str]) -> None:
+    """A remote store needs a well-formed URL and credentials the S3 client can find."""
+    if not url:
+        return
+    if not url.startswith("s3://"):
+        raise ConfigError(f"FILES_URL must be s3://bucket/prefix (or unset for files under FILES_ROOT), got {url!r}")
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"FILES_URL: {exc}") from exc
+    if not has_credentials(env):
+        raise ConfigError(f"FILES_URL is {url} but no S3 credentials were found; set AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL_S3 for a store other than Amazon S3)")
+    if x_accel:
+        raise ConfigError("X_ACCEL_REDIRECT hands nginx a local path; it cannot serve files from FILES_URL")
+
+
 def redis_options(url: str, verify: str, ca: str | None) -> dict[str, object]:
     """Client options every Redis connection of the service shares (queue, hub, rate limits)."""
     try:
@@ -121,6 +155,7 @@ class Config:
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
+        self._env = env  # the S3 client's own variables are checked, not copied
         self.APP_ENV = env.get("APP_ENV", "production").strip().lower()
         self.SECRET_KEY = env.get("SECRET_KEY") or (
             DEV_SECRET if self.APP_ENV in LOCAL_ENVS else None
@@ -136,6 +171,13 @@ class Config:
         self.REDIS_URL = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.REDIS_MAX_CONNECTIONS = _int(env, "REDIS_MAX_CONNECTIONS", 64, minimum=4)
         self.FILES_ROOT = str(Path(env.get("FILES_ROOT", instance / "files")).resolve())
+        # s3://bucket/prefix: files in object storage (endpoint, region and credentials from the S3
+        # client's own AWS_* variables); unset: files under FILES_ROOT
+        self.FILES_URL = env.get("FILES_URL", "").strip()
+        self.AWS_REGION = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        # a remote store's objects cached on this host's disk, least recently used evicted; 0: off
+        self.FILES_CACHE_DIR = str(Path(env.get("FILES_CACHE_DIR", instance / "file-cache")).resolve())
+        self.FILES_CACHE_BYTES = _size(env, "FILES_CACHE_BYTES", "4G")
         self.ISSUER_API_KEY = env.get("ISSUER_API_KEY") or None
         self.TOKEN_TTL = _int(env, "TOKEN_TTL", 3600, minimum=1, maximum=MAX_SECONDS)
         self.TOKEN_RATE_LIMIT = env.get("TOKEN_RATE_LIMIT", "60/minute")
@@ -193,6 +235,7 @@ class Config:
             raise ConfigError(
                 f"TOKEN_RATE_LIMIT must be a rate limit such as '60/minute', got {self.TOKEN_RATE_LIMIT!r}"
             ) from exc
+        check_files_url(self.FILES_URL, self.X_ACCEL_REDIRECT, self._env)
         self.REDIS_OPTIONS = redis_options(self.REDIS_URL, self.REDIS_TLS_VERIFY, self.REDIS_TLS_CA)
         self.RATELIMIT_STORAGE_OPTIONS = {**self.REDIS_OPTIONS, **limiter_options(self.RATELIMIT_STORAGE_URI)}
         self.REDIS_WAIT_REPLICAS = wait_replicas(self.REDIS_URL, self.REDIS_WAIT_REPLICAS)

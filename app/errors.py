@@ -43,6 +43,9 @@ RangeNotSatisfiable = _error(
 TooManyConnections = _error(
     "TooManyConnections", "too_many_connections", 429, "Too many connections for this token."
 )
+TooManyPlaces = _error(
+    "TooManyPlaces", "too_many_places", 429, "This client already holds as many places as one may."
+)
 QueueFull = _error("QueueFull", "queue_full", 503, "The queue is full; try again later.")
 QueueDraining = _error(
     "QueueDraining", "queue_draining", 503, "The queue is closing: it takes no new places. Try again later."

@@ -173,6 +173,12 @@ class QueueCollector:
         for reason in DropReason:
             dropped.add_metric([reason], stats.get(f"dropped_{reason}", 0))
         yield dropped
+        refused = CounterMetricFamily("download_queue_joins_refused",
+                                      "Joins the queue refused, by reason (every host).", labels=["reason"])
+        refused.add_metric(["too_many_places"], stats.get("refused_places", 0))
+        yield refused
+        yield GaugeMetricFamily("download_queue_place_holders", "Clients holding a place (waiting or admitted).",
+                                value=self.inspection.clients)
         yield _histogram(stats, "wait", "download_queue_wait_seconds", "Time from joining to admission.")
         yield _histogram(stats, "download", "download_queue_download_duration_seconds",
                          "Time from a download's first connection to its end.")

@@ -25,7 +25,8 @@ from .services.tokens import verification_keys, verify_token
 queue_cli = AppGroup("queue", help="See and steer the download queue (all hosts).")
 
 
-def _actor() -> str:
+def actor() -> str:
+    """Who a change from this shell is written to the audit table as."""
     return f"cli:{getpass.getuser()}@{socket.gethostname()}"
 
 
@@ -78,13 +79,13 @@ def set_command(assignments: tuple[str, ...]) -> None:
         if not sep:
             raise click.BadParameter(f"{item!r}: write NAME=VALUE ({', '.join(BOUND)})")
         changes[name.strip()] = _number(value.strip())
-    _print_state(_run(lambda engine: operating.change_settings(engine, _actor(), changes)))
+    _print_state(_run(lambda engine: operating.change_settings(engine, actor(), changes)))
 
 
 def _mode_command(name: str, mode: QueueMode, help_text: str) -> None:
     @queue_cli.command(name, help=help_text)
     def command() -> None:
-        _print_state(_run(lambda engine: operating.set_mode(engine, _actor(), mode)))
+        _print_state(_run(lambda engine: operating.set_mode(engine, actor(), mode)))
 
 
 _mode_command("pause", QueueMode.PAUSED, "Stop admitting; waiters keep their places and are told.")
@@ -102,6 +103,6 @@ def remove_command(token: str) -> None:
             token_id = verify_token(verification_keys(current_app.config), token, now=0).token_id
         except AppError as exc:
             raise click.ClickException(exc.message) from exc
-    result = _run(lambda engine: operating.remove_token(engine, _actor(), token_id))
+    result = _run(lambda engine: operating.remove_token(engine, actor(), token_id))
     click.echo(f"removed (was {result['previous_state']})" if result["removed"]
                else f"nothing to remove (state {result['previous_state']}); the token is barred from now on")

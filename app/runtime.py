@@ -1,5 +1,5 @@
 """The composition root of a process: its Redis client, queue engine, event hub, housekeeping,
-history recorder, host bandwidth shares and metrics.
+history recorder, host bandwidth shares, file store and metrics.
 
 They are built together on first use in each process (after gunicorn's fork: the gevent worker
 patches sockets then), and built is all that reading them does. ``start`` starts the four
@@ -25,6 +25,7 @@ from .queue.housekeeping import Housekeeping, Retries
 from .queue.hub import QueueHub
 from .queue.replies import Snapshot
 from .queue.settings import QueueSettings
+from .storage.files import Files
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class _Parts:
     housekeeping: Housekeeping
     recorder: HistoryRecorder
     bandwidth: HostBandwidth | None
+    files: Files
 
 
 class QueueRuntime:
@@ -66,7 +68,8 @@ class QueueRuntime:
         recorder = HistoryRecorder(client, engine.keys.journal, self.app.app_context)
         limit = config["BANDWIDTH_LIMIT"]
         bandwidth = HostBandwidth(client, engine.keys.prefix, limit, engine.owner) if limit else None
-        return _Parts(os.getpid(), engine, retries, hub, housekeeping, recorder, bandwidth)
+        files = Files.from_config(config)
+        return _Parts(os.getpid(), engine, retries, hub, housekeeping, recorder, bandwidth, files)
 
     @property
     def engine(self) -> QueueEngine:
@@ -86,6 +89,11 @@ class QueueRuntime:
     def bandwidth(self) -> HostBandwidth | None:
         """The process's side of the host's ``BANDWIDTH_LIMIT`` (None without one)."""
         return self._built().bandwidth
+
+    @property
+    def files(self) -> Files:
+        """Where the catalog's bytes are (and this host's cache of them)."""
+        return self._built().files
 
     def _event_seen(self, event: Snapshot) -> None:
         self.metrics.event_lag.observe(max(0.0, time.time() - event.now / 1000))

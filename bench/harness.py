@@ -12,7 +12,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from testbed.servers import Gunicorn, Nginx, RedisProcess  # noqa: E402,F401  (re-exported)
+from testbed.servers import Gunicorn, Nginx, RedisProcess, SeaweedS3  # noqa: E402,F401  (re-exported)
 
 
 def make_file(folder: Path, name: str, size: int) -> Path:
@@ -54,16 +54,20 @@ def fresh_database(url: str) -> str:
 class Service:
     """Our service under gunicorn with its own redis-server, on PostgreSQL as in production."""
 
-    def __init__(self, workdir: Path, files: Path, workers: int = 2, **settings: object) -> None:
+    def __init__(self, workdir: Path, files: Path, workers: int = 2, locations: list[str] | None = None,
+                 database_url: str = BENCH_DATABASE_URL, **settings: object) -> None:
+        """Registers every file under ``files``, or the store's ``locations`` (s3://...) instead."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.redis = RedisProcess(workdir / "redis").start()
         self.env = {
             "APP_ENV": "local",
             "SECRET_KEY": "bench-secret",
-            "DATABASE_URL": fresh_database(BENCH_DATABASE_URL),
+            "DATABASE_URL": fresh_database(database_url),
             "REDIS_URL": self.redis.url,
             "FILES_ROOT": str(files),
+            # every benchmark client comes from 127.0.0.1, one address standing for many people
             "TOKEN_RATE_LIMIT": "1000000/minute",
+            "MAX_PLACES_PER_CLIENT": "0",
             "QUEUE_NAME": "bench",
             **{k: str(v) for k, v in settings.items()},
         }
@@ -71,11 +75,11 @@ class Service:
         subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
         self.file_ids: dict[str, int] = {}
-        for path in sorted(files.iterdir()):
-            out = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "files", "add", path.name,
+        for location in locations or [path.name for path in sorted(files.iterdir())]:
+            out = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "files", "add", location,
                                   "--public"], cwd=ROOT, env=env, capture_output=True, text=True)
             if out.returncode == 0:
-                self.file_ids[path.name] = int(out.stdout.strip().splitlines()[-1])
+                self.file_ids[location.rsplit("/", 1)[-1]] = int(out.stdout.strip().splitlines()[-1])
         self.server = Gunicorn(self.env, workers=workers, log_path=workdir / "gunicorn.log").start()
         self.url = self.server.url
 

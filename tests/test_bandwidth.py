@@ -57,7 +57,7 @@ def test_a_slow_clients_unused_share_goes_to_the_others(gunicorn, make_file):
     }
     try:
         time.sleep(5)  # the slow client's socket buffers fill; from then on it takes 1 MiB/s
-        taken = rates(readers, 4)
+        taken = rates(readers, 8)  # long enough that a busy machine's hiccup of shares averages out
     finally:
         for group in readers.values():
             group[0].close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 
 import pytest
 import requests
@@ -10,7 +11,7 @@ import requests
 from testbed.servers import wait_until
 
 from .helpers.env import OUTPUT
-from .helpers.http import RawDownload, new_token, token_id
+from .helpers.http import FreezingProxy, RawDownload, new_token, token_id
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +43,17 @@ def open_page(browser, url: str, width: int = 1000):
     page = context.new_page()
     page.goto(url)
     return page
+
+
+def first_in_line(browser, server, file_id: int, base: str):
+    """A holder admitted through the API, and a page (opened at ``base``) waiting at #1 behind it."""
+    holder = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5).json()["state"] == "ready"
+    page = open_page(browser, f"{base}/files/{file_id}")
+    page.click("#start")
+    page.wait_for_selector("#state[data-state=waiting]")
+    assert page.inner_text("#position") == "#1"
+    return holder, page
 
 
 def test_two_pages_queue_then_download_by_themselves(browser, gunicorn, make_file, tmp_path):
@@ -81,12 +93,7 @@ def test_two_pages_queue_then_download_by_themselves(browser, gunicorn, make_fil
 def test_reload_keeps_the_place_and_leave_gives_it_back(browser, gunicorn, make_file):
     file_id, _ = make_file("iso.img", size=4096)
     server = gunicorn(**PAGE)
-    holder = new_token(server.url, file_id)
-    assert requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5).json()["state"] == "ready"
-    page = open_page(browser, f"{server.url}/files/{file_id}")
-    page.click("#start")
-    page.wait_for_selector("#state[data-state=waiting]")
-    assert page.inner_text("#position") == "#1"
+    holder, page = first_in_line(browser, server, file_id, server.url)
     behind = new_token(server.url, file_id)
     assert requests.post(f"{server.url}/api/v1/queue/{behind}", timeout=5).json()["position"] == 2
 
@@ -304,3 +311,41 @@ def test_eta_at_place_three_moves_with_the_download_ahead(browser, gunicorn, mak
     # each estimate lands within the error bench/eta_bench.py measures at these places (p90 ~7-11 s)
     misses = [abs((admitted_at - at) - eta) for at, eta in shown]
     assert max(misses) <= 12, (shown, admitted_at, misses)
+
+
+def turn_passes_while_silent(browser, server, file_id: int):
+    """A page waiting at #1 through a proxy whose connection then goes silent (nothing passes,
+    nothing closes), and its turn comes meanwhile: the server's `ready` is lost on the way."""
+    proxy = FreezingProxy(server.port)
+    holder, page = first_in_line(browser, server, file_id, proxy.url)
+    assert proxy.freeze(b"GET /api/v1/queue/") == 1  # the page's stream
+    requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)  # the page's turn
+    return proxy, page
+
+
+def test_a_silently_dead_stream_is_replaced_by_the_watchdog(browser, gunicorn, make_file):
+    """Nothing arrives for twice the heartbeat interval (2 x 15 s): the page reconnects by itself
+    and learns that its turn came."""
+    file_id, _ = make_file("quiet.bin", size=4096)
+    server = gunicorn(**{**PAGE, "ADMIT_TIMEOUT": 120, "WAIT_GRACE": 120})
+    proxy, page = turn_passes_while_silent(browser, server, file_id)
+    try:
+        with page.expect_download(timeout=60_000):
+            page.wait_for_selector("#state[data-state=downloading], #state[data-state=done]", timeout=60_000)
+    finally:
+        proxy.close()
+
+
+def test_a_page_coming_back_reconnects_at_once(browser, gunicorn, make_file):
+    """Visible again (or online again): a fresh stream at once, long before the watchdog (30 s)."""
+    file_id, _ = make_file("phone.bin", size=4096)
+    server = gunicorn(**{**PAGE, "ADMIT_TIMEOUT": 120, "WAIT_GRACE": 120})
+    proxy, page = turn_passes_while_silent(browser, server, file_id)
+    try:
+        came_back = time.monotonic()
+        with page.expect_download(timeout=20_000):
+            page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+            page.wait_for_selector("#state[data-state=downloading], #state[data-state=done]", timeout=20_000)
+        assert time.monotonic() - came_back < 25  # not the watchdog's 30 s
+    finally:
+        proxy.close()

@@ -5,6 +5,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -165,6 +166,30 @@ def test_cli_add_list_remove(app, tmp_path):
     assert again.exit_code != 0 and "No file with id" in again.output
 
 
+def test_cli_upload_and_verify_on_local_files(app, tmp_path):
+    runner = app.test_cli_runner()
+    source = tmp_path / "elsewhere.bin"
+    source.write_bytes(os.urandom(300_000))
+    uploaded = runner.invoke(args=["files", "upload", str(source), "--public"])
+    assert uploaded.exit_code == 0, uploaded.output
+    file_id = int(uploaded.output.strip().splitlines()[-1])
+    copy = Path(app.config["FILES_ROOT"]) / "elsewhere.bin"
+    assert copy.read_bytes() == source.read_bytes()  # copied into FILES_ROOT, checked on the way
+    again = runner.invoke(args=["files", "upload", str(source)])
+    assert again.exit_code != 0 and "already exists" in again.output
+    assert runner.invoke(args=["files", "verify"]).exit_code == 0
+    copy.write_bytes(os.urandom(300_000))  # same size, other bytes
+    bad = runner.invoke(args=["files", "verify", str(file_id)])
+    assert bad.exit_code == 1 and "WITHDRAWN" in bad.output and "sha256 mismatch" in bad.output
+    assert "withdrawn: sha256 mismatch" in runner.invoke(args=["files", "list"]).output
+    copy.write_bytes(source.read_bytes())
+    assert runner.invoke(args=["files", "verify", str(file_id)]).exit_code == 0
+    assert "withdrawn" not in runner.invoke(args=["files", "list"]).output
+    copy.unlink()
+    gone = runner.invoke(args=["files", "verify", str(file_id)])
+    assert gone.exit_code == 1 and "no such file" in gone.output
+
+
 def test_cli_records_size_type_and_sha256(app, make_file):
     import hashlib
 
@@ -212,7 +237,7 @@ def test_missing_secret_key_fails_start_up_outside_local_mode(monkeypatch):
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json()["checks"] == {"redis": "ok", "database": "ok"}
+    assert response.get_json()["checks"] == {"redis": "ok", "database": "ok", "storage": "ok"}
 
 
 def test_healthz_503_when_redis_is_down(settings):

@@ -149,9 +149,12 @@ def test_real_clients_resume_byte_identical(served, settings, redis_client, tmp_
         "aria2c": ["aria2c", "-q", "-x4", "-s4", "-k1M", "--continue=true", "--auto-file-renaming=false",
                    "-d", str(tmp_path), "-o", "out.bin", url],
     }
-    slow = {"curl": ["--limit-rate", "2M"], "wget": ["--limit-rate=2m"], "aria2c": ["--max-overall-download-limit=2M"]}
+    # slow enough (16 MiB at 512 KiB/s: 32 s) that a busy machine cannot let it finish first
+    slow = {"curl": ["--limit-rate", "512K"], "wget": ["--limit-rate=512k"],
+            "aria2c": ["--max-overall-download-limit=512K"]}
     first = subprocess.Popen(commands[tool][:1] + slow[tool] + commands[tool][1:])
-    time.sleep(1.5)
+    wait_until(lambda: out.exists() and out.stat().st_size > 0, message=f"{tool} started writing")
+    time.sleep(0.5)
     first.send_signal(signal.SIGINT)
     first.wait(10)
     partial = out.stat().st_size if out.exists() else 0

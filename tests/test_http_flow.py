@@ -5,6 +5,7 @@ import hashlib
 import threading
 import time
 
+import redis
 import requests
 
 from testbed.servers import wait_until
@@ -250,3 +251,30 @@ def test_queue_full_and_token_errors_over_sse(gunicorn, make_file):
     # a token that is not one opens no stream (a stream's error event is for tokens that were)
     refused = requests.get(f"{server.url}/api/v1/queue/not-a-token", timeout=5)
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "invalid_token"
+
+
+def test_a_closed_stream_starts_its_grace_when_it_closes_not_at_the_next_heartbeat(gunicorn, make_file, settings):
+    """20 waiters stream; 10 of them close their connections. Nothing is written to them
+    meanwhile (a still line: no position moves, heartbeats every 15 s), so only watching the
+    socket can tell: the 10 get a presence deadline at once, the other 10 stay held."""
+    file_id, _ = make_file()
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 600, "WAIT_GRACE": 600})
+    holder = new_token(server.url, file_id)
+    requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5)
+    tokens = [new_token(server.url, file_id) for _ in range(20)]
+    streams = [sse(f"{server.url}/api/v1/queue/{token}") for token in tokens]
+    for stream in streams:
+        assert next(stream).event == "position"
+    client = redis.Redis.from_url(REDIS_URL)
+    presence = f"{{dq:{settings['QUEUE_NAME']}}}:presence"
+    ids = [token_id(token) for token in tokens]
+    wait_until(lambda: all(client.zscore(presence, i) is None for i in ids), message="every stream holds its waiter")
+    closed_at = time.monotonic()
+    for stream in streams[:10]:
+        stream.close()
+    wait_until(lambda: all(client.zscore(presence, i) is not None for i in ids[:10]), timeout=10,
+               message="the closed streams' graces to start")
+    assert time.monotonic() - closed_at < 10  # a heartbeat (15 s) would have come later
+    assert all(client.zscore(presence, i) is None for i in ids[10:])  # the open ones are still held
+    for stream in streams[10:]:
+        stream.close()

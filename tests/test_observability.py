@@ -128,8 +128,8 @@ def test_streams_per_process_are_counted_and_forgotten(gunicorn, make_file):
     wait_until(lambda: value(scrape(server.url), "download_queue_sse_streams") == 3, message="3 open streams")
     for response in streams:
         response.close()
-    # the server learns a client vanished when its next write fails: the 15 s heartbeat at the latest
-    wait_until(lambda: value(scrape(server.url), "download_queue_sse_streams") == 0, timeout=25,
+    # the server watches each stream's socket: it learns a client vanished as it closes
+    wait_until(lambda: value(scrape(server.url), "download_queue_sse_streams") == 0, timeout=10,
                interval=0.5, message="streams closed")
 
 

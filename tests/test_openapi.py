@@ -46,7 +46,9 @@ def test_every_route_is_documented_and_every_documented_route_is_served(app, cli
 
 def schemathesis(base: str, workdir: Path, *selection: str) -> subprocess.CompletedProcess:
     command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
-               f"{base}/api/v1/openapi.json", "--checks", "all", "--max-examples", "25", "--seed", "20261126",
+               f"{base}/api/v1/openapi.json", "--checks", "all",
+               "--exclude-checks", "use_after_free",  # the config's switch does not reach the stateful phase
+               "--max-examples", "25", "--seed", "20261126",
                "--header", f"Authorization: Bearer {KEY}", "--generation-database", "none", "--no-color",
                *selection]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
@@ -59,9 +61,11 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_document(gun
     result = schemathesis(public.url, tmp_path, "--exclude-tag", "admin")
     assert result.returncode == 0, result.stdout[-6000:]
     assert "Stateful" in result.stdout and "failures" not in result.stdout.split("SUMMARY")[-1], result.stdout[-3000:]
+    print(result.stdout.split("SUMMARY")[-1])  # the counts, shown by pytest -rP
 
     # the admin operations (pause, drain, settings) on a queue of their own, so they do not
     # turn the public run's joins into "queue_draining" answers
     admin = gunicorn(workers=1, QUEUE_NAME=f"{settings['QUEUE_NAME']}-admin", ADMIN_API_KEY=KEY)
     result = schemathesis(admin.url, tmp_path, "--include-tag", "admin", "--exclude-path", "/api/v1/admin/events")
     assert result.returncode == 0, result.stdout[-6000:]
+    print(result.stdout.split("SUMMARY")[-1])

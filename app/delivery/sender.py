@@ -1,10 +1,11 @@
-"""Sending a byte range of a file as a WSGI body, zero-copy where the server allows it.
+"""Sending a byte range of a stored file as a WSGI body, zero-copy where the server allows it.
 
-Under gunicorn the body is sent with ``os.sendfile`` straight onto the client socket
-(gevent's own ``socket.sendfile`` never calls it), yielding to the event loop after every
-chunk so the worker's other clients keep flowing, and waiting cooperatively when the
-socket buffer is full. Elsewhere (tests, other servers) it falls back to seeking and
-reading chunks. Either way a range never reads the bytes before it.
+Under gunicorn the body goes straight onto the client socket from its ``Source`` (``sendfile``
+from a local file, ``splice`` from the store's connection; gevent's own ``socket.sendfile``
+never calls either), yielding to the event loop after every chunk so the worker's other
+clients keep flowing, and waiting cooperatively when the socket buffer is full. Elsewhere
+(tests, other servers) it falls back to reading chunks. Either way a range never reads the
+bytes before it.
 
 Progress counts what the client acknowledged, not what was handed to the kernel: it is
 reported about once a second (the caller renews the slot's lease with it), and after the last
@@ -16,15 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 import gevent
 from gevent.socket import wait_write
 
+from ..storage.sources import Source, SourceFailed
 from .acks import AckCounter
 from .bandwidth import ConnectionShare
 
@@ -46,14 +47,14 @@ class SlotLost(Exception):
 
 
 class Transfer:
-    """A WSGI iterable sending ``[start, end)`` of ``fh``.
+    """A WSGI iterable sending ``[start, end)`` from ``source`` (which starts at ``start``).
 
     ``on_progress(acked, closing, handed)`` hears the bytes the client acknowledged so far (and
     once, ``handed``, that the kernel has every byte) and returns False when the slot is gone."""
 
     def __init__(
         self,
-        fh: IO[bytes],
+        source: Source,
         start: int,
         end: int,
         on_progress: ProgressFn,
@@ -62,7 +63,7 @@ class Transfer:
         report_interval: float = 1.0,
         stall_timeout: float = 30.0,
     ) -> None:
-        self.fh = fh
+        self.source = source
         self.start = start
         self.end = end
         self.on_progress = on_progress
@@ -98,7 +99,7 @@ class Transfer:
         yield b""  # the server sends the headers now; the body goes straight to the socket
         self.acks = AckCounter.of(self.sock)
         try:
-            self._sendfile()
+            self._send()
             self._report(closing=False, handed=True)
             self._await_acks()
         except SlotLost:
@@ -106,6 +107,9 @@ class Transfer:
             self._abort()
         except TimeoutError:
             log.info("client stopped reading; connection ended")
+            self._abort()
+        except SourceFailed as exc:
+            log.warning("the store stopped short (%s); connection ended, the client may resume", exc)
             self._abort()
 
     def _abort(self) -> None:
@@ -148,17 +152,15 @@ class Transfer:
         if not self.on_progress(acked, closing, handed) and not closing:
             raise SlotLost()
 
-    def _sendfile(self) -> None:
-        out_fd, in_fd = self.sock.fileno(), self.fh.fileno()
+    def _send(self) -> None:
+        out_fd = self.sock.fileno()
         offset = self.start
         while offset < self.end:
             try:
-                count = os.sendfile(out_fd, in_fd, offset, min(self._chunk_size(), self.end - offset))
+                count = self.source.send(out_fd, min(self._chunk_size(), self.end - offset))
             except BlockingIOError:
                 self._wait_writable(out_fd)
                 continue
-            if count == 0:
-                raise OSError("the file ended early")
             offset += count
             self._advance(count)
 
@@ -199,18 +201,17 @@ class Transfer:
             delay = min(delay * 2, ACK_POLL_MAX)
 
     def _read_chunks(self) -> Iterator[bytes]:
-        self.fh.seek(self.start)
         remaining = self.length
         try:
             while remaining > 0:
-                block = self.fh.read(min(self._chunk_size(), remaining))
-                if not block:
-                    raise OSError("the file ended early")
+                block = self.source.read(min(self._chunk_size(), remaining))
                 remaining -= len(block)
                 yield block
                 self._advance(len(block))
         except SlotLost:
             log.info("download slot reclaimed while sending; response ended")
+        except SourceFailed as exc:
+            log.warning("the store stopped short (%s); response ended", exc)
 
     def close(self) -> None:
         if self._closed:
@@ -219,6 +220,6 @@ class Transfer:
         try:
             self._report(closing=True)
         finally:
-            self.fh.close()
+            self.source.close()
             if self.share is not None:
                 self.share.leave()

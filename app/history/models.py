@@ -18,6 +18,7 @@ class Download(db.Model):
     bytes_sent = db.Column(db.BigInteger, nullable=False, default=0)
     # an Outcome (app/queue/states.py): completed | left | no_show | stalled | abandoned | removed
     outcome = db.Column(db.String(16), nullable=True)
+    place_drawn = db.Column(db.Integer, nullable=True)  # a scheduled release's shuffle put it here
 
 
 class AuditEntry(db.Model):
@@ -28,6 +29,6 @@ class AuditEntry(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     at = db.Column(db.DateTime(timezone=True), nullable=False, index=True)
     actor = db.Column(db.String(128), nullable=False)
-    # settings | pause | resume | drain | remove
+    # settings | pause | resume | drain | remove | release
     action = db.Column(db.String(32), nullable=False)
     details = db.Column(db.JSON, nullable=False, default=dict)

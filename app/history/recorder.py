@@ -43,7 +43,8 @@ def _columns(event: dict[str, str]) -> dict[str, Any]:
     columns: dict[str, Any] = {"file_id": file_id}
     if kind == JournalEvent.ADMITTED:
         columns.update(admitted_at=_when(ts), joined_at=_when(event.get("joined", ts)),
-                       client_addr=event.get("client") or None)
+                       client_addr=event.get("client") or None,
+                       place_drawn=int(event["drawn"]) if event.get("drawn") else None)
     elif kind == JournalEvent.STARTED:
         columns.update(started_at=_when(ts))
     elif kind == JournalEvent.FINISHED:

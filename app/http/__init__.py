@@ -5,11 +5,24 @@ from flask import Flask, Response, request
 
 
 def register_http(app: Flask) -> None:
-    from . import admin, downloads, errors, health, metrics, openapi, pages, queue, ratelimit, seed, tokens
+    from . import (
+        admin,
+        checksums,
+        downloads,
+        errors,
+        health,
+        metrics,
+        openapi,
+        pages,
+        queue,
+        ratelimit,
+        seed,
+        tokens,
+    )
     from .access import ROUTE_KEY, RequestLog
 
     errors.register(app)
-    for module in (health, pages, tokens, queue, downloads, seed, admin, metrics, openapi):
+    for module in (health, pages, checksums, tokens, queue, downloads, seed, admin, metrics, openapi):
         app.register_blueprint(module.bp)
 
     @app.before_request

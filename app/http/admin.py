@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
-from ..errors import Forbidden
+from ..errors import Forbidden, InvalidRequest
 from ..history.audit import recent_changes
 from ..queue.engine import QueueEngine
 from ..queue.states import QueueMode
 from ..runtime import runtime
-from ..services import operating
+from ..services import operating, releasing
 from .auth import require
 from .sse import json_message, stream
 
@@ -71,6 +71,14 @@ for _action, _mode in (("pause", QueueMode.PAUSED), ("resume", QueueMode.OPEN), 
 @bp.delete("/api/v1/admin/tokens/<token_id>")
 def remove_token(token_id: str) -> Response:
     return jsonify(operating.remove_token(_engine(), g.actor, token_id))
+
+
+@bp.patch("/api/v1/admin/files/<int:file_id>")
+def change_file(file_id: int) -> Response:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"release_at"}:
+        raise InvalidRequest('Send {"release_at": "2026-12-24T10:00:00Z"} (or null to release now).')
+    return jsonify(releasing.schedule(_engine(), g.actor, file_id, body["release_at"]))
 
 
 @bp.get("/api/v1/admin/audit")

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from ..runtime import runtime
 from ..services import downloading
 from ..services.downloading import Answer, DownloadPlan, Serving
+from ..storage.digests import repr_digest
 from .access import SENT_KEY
 
 bp = Blueprint("downloads", __name__)
@@ -35,6 +36,7 @@ def headers_for(plan: DownloadPlan) -> dict[str, str]:
         "Last-Modified": format_datetime(plan.last_modified, usegmt=True),
         "Accept-Ranges": "bytes",
         "Cache-Control": "no-store",
+        "Repr-Digest": repr_digest(plan.record.sha256),  # RFC 9530: the whole file's, on 200 and 206
     }
     if sel.partial:
         headers["Content-Range"] = sel.content_range(plan.size)
@@ -44,7 +46,7 @@ def headers_for(plan: DownloadPlan) -> dict[str, str]:
 def serving() -> Serving:
     """A connection's last report may wait for the housekeeping loop: this process's loops run."""
     rt = runtime(current_app).running()
-    return Serving(rt.engine, rt.retries, rt.bandwidth, rt.metrics.sent_bytes.inc, current_app.config)
+    return Serving(rt.engine, rt.retries, rt.bandwidth, rt.metrics.sent_bytes.inc, rt.files, current_app.config)
 
 
 def render(answer: Answer) -> Response:

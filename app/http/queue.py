@@ -10,6 +10,7 @@ from ..services import progress as progress_service
 from ..services import waiting
 from ..services.waiting import EventKind, QueueEvent
 from .downloads import download_url
+from .hangup import hangup_watch
 from .sse import Message, json_message, stream
 
 bp = Blueprint("queue", __name__, url_prefix="/api/v1/queue")
@@ -20,12 +21,10 @@ def open_feed(token: str) -> waiting.Feed:
     feed's only event."""
     rt = runtime(current_app).running()
     return waiting.open_feed(rt.engine, rt.hub, current_app.config, token, request.remote_addr or "",
-                             current_app.app_context, rt.metrics.streams)
+                             current_app.app_context, rt.metrics.streams, hangup_watch())
 
 
 def v1_message(event: QueueEvent, url: str) -> Message:
-    if event.kind == EventKind.HEARTBEAT:
-        return Message(comment="heartbeat")
     if event.kind == EventKind.CLOSED:
         return Message(comment="server restarting; reconnect")
     if event.kind == EventKind.READY:

@@ -24,6 +24,8 @@ def generate(file_id: int) -> Response:
 
 def seed_message(event: QueueEvent) -> Message:
     """The seed's protocol: unnamed messages carrying the place in line, ``0`` = download."""
+    if event.kind == EventKind.POSITION and event.data["position"] is None:  # no number before a release
+        return Message(comment=f"pre-queued: places are drawn at random at {event.data.get('release_at')}")
     if event.kind == EventKind.POSITION:
         return Message(data=str(event.data["position"]), id=event.id)
     if event.kind == EventKind.READY:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from ..errors import InvalidRequest
 from ..services.issuing import issue_for_file
 from ..services.tokens import iso_utc
 from .downloads import download_url
@@ -12,7 +13,12 @@ bp = Blueprint("tokens", __name__)
 
 @bp.post("/api/v1/files/<int:file_id>/tokens")
 def create_token(file_id: int) -> tuple[Response, int]:
-    token, claims, name = issue_for_file(current_app.config, file_id, request.headers.get("Authorization"))
+    body = request.get_json(silent=True) if request.content_length else None
+    if request.content_length and (not isinstance(body, dict) or set(body) - {"subject"}
+                                   or ("subject" in body and body["subject"] is None)):
+        raise InvalidRequest("Send no body, or a JSON object such as {\"subject\": \"user-42\"}.")
+    subject = body.get("subject") if body else None
+    token, claims, name = issue_for_file(current_app.config, file_id, request.headers.get("Authorization"), subject)
     body = {
         "token": token,
         "file_id": claims.file_id,

@@ -19,6 +19,7 @@ ID_CHARS = "A-Za-z0-9_-"  # URL-safe base64, what issued token ids are made of
 ID_MAX = 128  # characters (all ASCII, so bytes too)
 ID_RULE = re.compile(f"[{ID_CHARS}]{{1,{ID_MAX}}}")
 CLIENT_MAX = 64  # characters of a client address kept with a place
+HOLDER_MAX = 80  # characters of the key a client's places are counted under (services/holders.py)
 
 
 def is_id(value: object) -> bool:
@@ -87,6 +88,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("resume_tail", "resume_tail", "RESUME_TAIL", 1, 10**12, 32 << 20),
     Bound("egress_budget", "egress_budget", "EGRESS_BUDGET", 0, 10**13, 0),
     Bound("min_rate", "min_rate", "MIN_RATE", 1, 10**13, 1 << 20),
+    Bound("max_places_per_client", "max_places", "MAX_PLACES_PER_CLIENT", 0, 10**6, 32),
 )
 BOUND = {bound.name: bound for bound in BOUNDS}
 
@@ -96,6 +98,10 @@ OWNER_BATCH = 4  # dead processes looked at per call
 MAX_STATUS_IDS = 1000  # token ids one status call takes
 STATUS_CHUNK = 50  # token ids per status call the hub sends (about a millisecond each)
 MAX_INSPECT = 500  # running downloads one inspection describes
+TOP_HOLDERS = 10  # clients holding the most places, as an inspection lists them
+RELEASE_BATCH = 64  # pre-queued waiters one release call draws and places (about 2 ms)
+MAX_RELEASES = 10  # scheduled releases the line's summary lists, soonest first
+DRAW_BITS = 52  # a draw is a uniform integer below 2**52 (exact in a Lua number; bias < n / 2**52)
 MAX_RANGES = 64  # byte ranges kept per download (a client asking for scattered ones)
 SCHEDULE_SLOTS = 16  # running downloads the ETA schedule reads one by one
 RATE_WINDOW = 32  # admissions kept for the admission rate
@@ -115,7 +121,7 @@ BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 LUA_KEY_NAMES = {
     "waiting": "W", "presence": "P", "active": "A", "info": "I", "spent": "S", "counters": "C",
     "admits": "R", "journal": "J", "settings": "CFG", "owners": "O", "held": "H", "expiry": "E",
-    "done": "D", "stats": "ST",
+    "done": "D", "stats": "ST", "places": "PL", "releases": "RL", "prequeue": "PQ",
 }
 ENUMS: dict[str, type[StrEnum]] = {
     "STATE": TokenState, "REPLY": Reply, "OUTCOME": Outcome, "DROP": DropReason, "MODE": QueueMode,
@@ -154,9 +160,10 @@ def lua_header(body: str | None = None) -> str:
         f"local {', '.join(names)} = {', '.join(f'KEYS[{n}]' for n in range(1, len(names) + 1))}",
     ]
     numbers = {
-        "MAX_INT": MAX_INT, "MAX_MS": MAX_MS, "ID_MAX": ID_MAX, "CLIENT_MAX": CLIENT_MAX,
+        "MAX_INT": MAX_INT, "MAX_MS": MAX_MS, "ID_MAX": ID_MAX, "CLIENT_MAX": CLIENT_MAX, "HOLDER_MAX": HOLDER_MAX,
         "RECLAIM_BATCH": RECLAIM_BATCH, "OWNER_BATCH": OWNER_BATCH, "MAX_STATUS_IDS": MAX_STATUS_IDS,
-        "MAX_INSPECT": MAX_INSPECT, "MAX_RANGES": MAX_RANGES, "SCHEDULE_SLOTS": SCHEDULE_SLOTS,
+        "MAX_INSPECT": MAX_INSPECT, "TOP_HOLDERS": TOP_HOLDERS, "RELEASE_BATCH": RELEASE_BATCH,
+        "MAX_RELEASES": MAX_RELEASES, "DRAW_LIMIT": 2**DRAW_BITS, "MAX_RANGES": MAX_RANGES, "SCHEDULE_SLOTS": SCHEDULE_SLOTS,
         "RATE_WINDOW": RATE_WINDOW, "JOURNAL_MAX": JOURNAL_MAX, "OWNER_TTL": OWNER_TTL_MS,
         "REMOVED_TTL": REMOVED_TTL_MS, "THROUGHPUT_SAMPLE": THROUGHPUT_SAMPLE_MS,
         "THROUGHPUT_WEIGHT": THROUGHPUT_WEIGHT, "EGRESS_SLOTS": EGRESS_SLOTS, "EGRESS_WINDOW": EGRESS_WINDOW,

@@ -30,7 +30,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import AppError, Unavailable
 from .connection import database_of, is_cluster, node_for, refresh
-from .constants import CLIENT_MAX, MAX_INSPECT, MAX_INT, MAX_MS, MAX_STATUS_IDS, MS, is_id
+from .constants import (
+    CLIENT_MAX,
+    DRAW_BITS,
+    HOLDER_MAX,
+    MAX_INSPECT,
+    MAX_INT,
+    MAX_MS,
+    MAX_STATUS_IDS,
+    MS,
+    RELEASE_BATCH,
+    is_id,
+)
 from .keys import QueueKeys
 from .replies import Inspection, RunningDownload, Snapshot
 from .scripts import QueueScripts
@@ -65,6 +76,13 @@ def _check_id(value: str, what: str) -> str:
     if not is_id(value):
         raise ValueError(f"bad {what}")  # never the value: it may be a token's id
     return value
+
+
+def _ms(seconds: float, what: str) -> int:
+    """A time in seconds since the epoch as the scripts take it (ms)."""
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds) and 0 <= seconds < MAX_EXPIRY):
+        raise ValueError(f"bad {what}: {seconds!r}")
+    return int(seconds * MS)
 
 
 def _check_count(value: int, what: str) -> int:
@@ -193,21 +211,23 @@ class QueueEngine:
 
     def join(
         self, token_id: str, file_id: int, size: int, expires_at: float, client_addr: str = "",
-        streamed: bool = False,
+        streamed: bool = False, holder: str = "", release_at: float = 0,
     ) -> Snapshot:
         """Join the line or re-attach to this token's place; admits the head when a slot is free.
 
         ``streamed``: a stream of this process keeps the waiter present (no presence deadline
         while this process lives); otherwise its presence lasts the wait grace, renewed by polls.
+        ``holder``: the client the place counts against ('' exempt; ``services/holders.py``).
+        ``release_at``: the file's scheduled release (seconds since the epoch; 0 none): before
+        it, a newcomer waits in the file's pre-queue and is placed in a random order at it.
         """
+        if len(holder) > HOLDER_MAX:
+            raise ValueError("bad holder")
         _check_id(token_id, "token id")
         _check_count(file_id, "file id")
         _check_count(size, "file size")
-        if not (isinstance(expires_at, int | float) and math.isfinite(expires_at)
-                and 0 <= expires_at < MAX_EXPIRY):
-            raise ValueError(f"bad token expiry: {expires_at!r}")
-        return self._run("join", token_id, file_id, size, int(expires_at * MS), client_addr[:CLIENT_MAX],
-                         as_owner=streamed)
+        return self._run("join", token_id, file_id, size, _ms(expires_at, "token expiry"), client_addr[:CLIENT_MAX],
+                         holder, _ms(release_at, "release time"), as_owner=streamed)
 
     def status(self, token_ids: list[str], mode: StatusMode = StatusMode.READ) -> Snapshot:
         """States and positions of at most ``MAX_STATUS_IDS`` tokens (the hub chunks by
@@ -256,6 +276,18 @@ class QueueEngine:
                          first, end, delta, range_end, 1 if closing else 0, 1 if handed else 0,
                          1 if paced else 0)
 
+    def release(self, draws: int = RELEASE_BATCH) -> Snapshot:
+        """Take the next step of a due release: up to ``draws`` pre-queued waiters drawn with
+        this process's cryptographic randomness and placed in the line (``due``: call again)."""
+        randoms = [secrets.randbelow(2**DRAW_BITS) for _ in range(min(draws, RELEASE_BATCH))]
+        return self._run("release", 0, 0, *randoms, as_owner=False)
+
+    def reschedule(self, file_id: int, release_at: float | None) -> Snapshot:
+        """Move a file's release (None: release now); one that has started is not moved."""
+        _check_count(file_id, "file id")
+        return self._run("release", file_id, 0 if release_at is None else _ms(release_at, "release time") or 1,
+                         as_owner=False)
+
     def summary(self) -> Snapshot:
         return self._run("summary", as_owner=False)
 
@@ -277,4 +309,6 @@ class QueueEngine:
         downloads = [RunningDownload(**d) for d in data.get("downloads") or []]  # {} when none
         flat = data.get("stats") or []
         stats = {flat[n]: int(flat[n + 1]) for n in range(0, len(flat), 2)}
-        return Inspection(snap, stats, downloads)
+        top = data.get("holders") or []
+        holders = [(top[n], int(top[n + 1])) for n in range(0, len(top), 2)]
+        return Inspection(snap, stats, downloads, holders, int(data.get("clients") or 0))

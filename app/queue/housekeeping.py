@@ -4,6 +4,8 @@
 this process's sign of life, which keeps every waiter of its streams and every download
 connection it serves counted (one call per process, whatever the number of waiters). After a
 burst (a dead process, many places lapsing at once) it keeps going, a bounded call at a time. When
+a scheduled release is due, it places the release's pre-queue a batch a call (every process
+that sees it due helps; each call is atomic, so none is placed twice). When
 the queue says it had given this process up for dead, ``on_rebind`` (the hub) holds its waiters
 again; every reap reply goes to ``on_reply`` (the hub's freshest figures for the ETA).
 
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES = 100_000  # calls kept for retry while Redis is away
 REAP_BURST, REAP_PAUSE = 500, 0.01  # at most 500 reap calls per round, 10 ms apart
+RELEASE_PAUSE = 0.002  # between two release calls (each places RELEASE_BATCH waiters)
 
 
 class Retries:
@@ -110,5 +113,14 @@ class Housekeeping:
         for _ in range(REAP_BURST):
             snap = self.engine.reap()
             self.on_reply(snap)
+            if snap.due:
+                self._release()
             if not snap.more or self._stop.wait(REAP_PAUSE):
+                return
+
+    def _release(self) -> None:
+        for _ in range(REAP_BURST):
+            snap = self.engine.release()
+            self.on_reply(snap)
+            if not snap.due or self._stop.wait(RELEASE_PAUSE):
                 return

@@ -196,6 +196,9 @@ class QueueHub:
                 for waiter in self.waiters.get(token_id, ()):
                     if self.tracker.admitted_now(event, waiter):
                         waiter.changed.set()
+            for token_id, seq in event.placed:  # a release placed pre-queued waiters
+                for waiter in self.waiters.get(token_id, ()):
+                    self.tracker.placed_now(waiter, seq)
             self._dirty = True
 
     def _flush_loop(self) -> None:
@@ -218,7 +221,7 @@ class QueueHub:
             waiters = self._all_waiters() if self._dirty or everyone else []
             self._dirty = False
         moved, stale = [], []
-        cache: dict[tuple[int, int], list[int]] = {}
+        cache: dict[tuple[int, int, str], list[int]] = {}
         for start in range(0, len(waiters), WAKE_BATCH):
             with self._lock:
                 for waiter in waiters[start:start + WAKE_BATCH]:

@@ -20,6 +20,9 @@ key                     type    contents
 ``{dq:Q}:expiry``       ZSET    waiting token id -> token expiry (ms)
 ``{dq:Q}:done``         HASH    completed (or removed) token id -> resumable-until, tail budget
 ``{dq:Q}:stats``        HASH    running totals and the last hour per minute (metrics, admin)
+``{dq:Q}:places``       ZSET    client (address, /64 or issuer's subject) -> places it holds
+``{dq:Q}:releases``     ZSET    file id -> release time (ms): files whose pre-queue awaits placing
+``{dq:Q}:prequeue``     HASH    ``<file>:<i>`` pre-queued token ids, ``<file>:n|base|drawn``, ``all``
 ``{dq:Q}:events:<db>``  —       pub/sub channel: one message per state change
 ======================  ======  ====================================================
 
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 # the order every script receives its KEYS in (the generated header names them: constants.LUA_KEY_NAMES)
 SCRIPT_KEYS = ("waiting", "presence", "active", "info", "spent", "counters", "admits", "journal",
-               "settings", "owners", "held", "expiry", "done", "stats")
+               "settings", "owners", "held", "expiry", "done", "stats", "places", "releases", "prequeue")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class TokenView:
     lease: int = 0
     bytes: int = 0  # acknowledged by the client so far (admitted tokens)
     size: int = 0
+    seq: int = 0  # its join number while waiting (0: pre-queued for a release)
 
 
 @dataclass
@@ -48,6 +49,15 @@ class Snapshot:
     joined: bool = False  # this join made a new place in line
     egress: float | None = None  # with a budget: bytes/s the running downloads deliver now
     limit: int | None = None  # with a budget: downloads it allows to run now (<= capacity)
+    places: int | None = None  # a join refused as too_many_places: the places its client holds
+    prequeued: int = 0  # waiters in the pre-queues of scheduled releases (every file)
+    release_at: int | None = None  # a pre-queued join: the release time (ms) of its file
+    added: list[int] = field(default_factory=list)  # join numbers a release placed in the line
+    placed: list[tuple[str, int]] = field(default_factory=list)  # (token id, join number) it placed
+    due: bool = False  # a scheduled release is due: call ``release``
+    drawn: int = 0  # a release call: waiters it placed
+    left: int = 0  # a release call: waiters of its release still to place
+    releases: list[tuple[int, int, int]] = field(default_factory=list)  # (file, at ms, pre-queued)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Snapshot:
@@ -70,13 +80,22 @@ class Snapshot:
             seq=data.get("seq"),
             admitted=list(data.get("admitted") or []),
             removed=[int(s) for s in data.get("removed") or []],
-            tokens={k: TokenView(TokenState(v[0]), *(int(n) for n in v[1:5])) for k, v in tokens.items()},
+            tokens={k: TokenView(TokenState(v[0]), *(int(n) for n in v[1:6])) for k, v in tokens.items()},
             settings=QueueSettings.from_stored(stored) if stored else None,
             rebind=bool(data.get("rebind")),
             more=bool(data.get("more")),
             joined=bool(data.get("joined")),
             egress=None if data.get("egress") is None else float(data["egress"]),
             limit=None if data.get("limit") is None else int(data["limit"]),
+            places=None if data.get("places") is None else int(data["places"]),
+            prequeued=int(data.get("prequeued") or 0),
+            release_at=None if data.get("release_at") is None else int(data["release_at"]),
+            added=[int(s) for s in data.get("added") or []],
+            placed=[(str(p[0]), int(p[1])) for p in data.get("placed") or []],
+            due=bool(data.get("due")),
+            drawn=int(data.get("drawn") or 0),
+            left=int(data.get("left") or 0),
+            releases=[(int(r[0]), int(r[1]), int(r[2])) for r in data.get("releases") or []],
         )
 
     @property
@@ -109,3 +128,5 @@ class Inspection:
     snap: Snapshot
     stats: dict[str, int]
     downloads: list[RunningDownload]
+    holders: list[tuple[str, int]]  # the clients holding the most places, most first
+    clients: int  # clients holding a place

@@ -26,7 +26,7 @@ from redis.commands.core import Script
 from .constants import fold_vocabulary, lua_header
 
 NAMES = ("join", "unbind", "status", "leave", "reap", "start", "progress", "summary", "configure",
-         "remove", "inspect")
+         "remove", "inspect", "release")
 INCLUDE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.MULTILINE)
 
 

@@ -24,6 +24,7 @@ class QueueSettings:
     resume_tail: int = int(BOUND["resume_tail"].default)
     egress_budget: int = int(BOUND["egress_budget"].default)  # bytes/s for the deployment; 0: none
     min_rate: int = int(BOUND["min_rate"].default)  # bytes/s: with a budget, the least a download gets
+    max_places_per_client: int = int(BOUND["max_places_per_client"].default)  # 0: no cap
     mode: QueueMode = QueueMode.OPEN  # set by operators, never seeded
 
     @classmethod

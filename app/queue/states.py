@@ -21,6 +21,7 @@ class TokenState(StrEnum):
     EXPIRED = "expired"  # refused: the token's time is up
     FULL = "full"  # refused: the line is at its length limit
     DRAINING = "draining"  # refused: the line takes no newcomers
+    TOO_MANY_PLACES = "too_many_places"  # refused: its client holds MAX_PLACES_PER_CLIENT places
 
 
 # the states in which a token has one of the queue's download slots

@@ -1,7 +1,9 @@
 """Where each local waiter stands, worked out from the queue's events without asking Redis.
 
-Every event carries the join numbers that left the line; a waiter's position is the number
-of waiters ahead of it, so each removed join number below its own moves it up by one. This
+Every event carries the join numbers that left the line (and those a scheduled release placed
+in it); a waiter's position is the number of waiters ahead of it, so each removed join number
+below its own moves it up by one and each added one moves it back. A pre-queued waiter (join
+number 0) has no position until a release places it; then Redis is asked where it stands. This
 module is pure arithmetic (no I/O, no threads): the hub feeds it events and resync answers,
 and a hypothesis test checks it against ``ZRANK``.
 """
@@ -36,6 +38,7 @@ class Waiter:
     snap: Snapshot  # the line's latest figures (waiting, active, capacity, rate) it has seen
     state: WaiterState = WaiterState.WAITING
     lost: bool = False  # gone because the queue's data was lost (a new epoch): it may join again
+    placed: bool = False  # a release just placed it (it had no join number): ask Redis its position
     woken_at: float = 0.0
     changed: threading.Event = field(default_factory=threading.Event)
 
@@ -64,6 +67,7 @@ class _Event:
     version: int
     removed: list[int]
     admitted: frozenset[str]
+    added: list[int]
 
 
 class PositionTracker:
@@ -98,7 +102,7 @@ class PositionTracker:
             self.recent.clear()
         self.version = snap.version
         self.last_snapshot = snap
-        self.recent.append(_Event(snap.version, sorted(snap.removed), frozenset(snap.admitted)))
+        self.recent.append(_Event(snap.version, sorted(snap.removed), frozenset(snap.admitted), sorted(snap.added)))
         return Observed.GAP if gap else Observed.APPLIED
 
     def admitted_now(self, snap: Snapshot, waiter: Waiter) -> bool:
@@ -109,30 +113,39 @@ class PositionTracker:
         waiter.version = max(waiter.version, snap.version)
         return True
 
-    def catch_up(self, waiter: Waiter, cache: dict[tuple[int, int], list[int]] | None = None) -> Change:
-        """Move a waiting waiter by the removals it has not seen yet (``cache``: the sorted
-        removals since a version, shared by the waiters of one flush)."""
-        if waiter.state != WaiterState.WAITING:
-            return Change.SAME
-        if waiter.epoch != self.epoch or waiter.version < self.known_from:
-            return Change.STALE
-        if waiter.version >= self.version:
-            return Change.SAME
-        cache = {} if cache is None else cache
-        key = (waiter.version, self.version)
+    def placed_now(self, waiter: Waiter, seq: int) -> None:
+        """A release placed this pre-queued waiter at join number ``seq``."""
+        waiter.seq, waiter.placed = seq, True
+
+    def _since(self, version: int, kind: str, cache: dict[tuple[int, int, str], list[int]]) -> list[int]:
+        key = (version, self.version, kind)
         seqs = cache.get(key)
         if seqs is None:
-            seqs = sorted(s for e in self.recent if e.version > waiter.version for s in e.removed)
+            seqs = sorted(s for e in self.recent if e.version > version for s in getattr(e, kind))
             cache[key] = seqs
+        return seqs
+
+    def catch_up(self, waiter: Waiter, cache: dict[tuple[int, int, str], list[int]] | None = None) -> Change:
+        """Move a waiting waiter by the removals and additions it has not seen yet (``cache``:
+        the sorted join numbers since a version, shared by the waiters of one flush)."""
+        if waiter.state != WaiterState.WAITING:
+            return Change.SAME
+        if waiter.epoch != self.epoch or waiter.version < self.known_from or waiter.placed:
+            return Change.STALE
+        if waiter.version >= self.version or waiter.seq == 0:  # pre-queued: no position to move
+            return Change.SAME
+        cache = {} if cache is None else cache
+        seqs = self._since(waiter.version, "removed", cache)
         ahead = bisect.bisect_left(seqs, waiter.seq)
+        new_ahead = bisect.bisect_left(self._since(waiter.version, "added", cache), waiter.seq)
         change = Change.SAME
         if ahead < len(seqs) and seqs[ahead] == waiter.seq:
             # its own place was removed: admitted (in an event it missed) or gone
             admitted = any(waiter.token_id in e.admitted for e in self.recent if e.version > waiter.version)
             waiter.state = WaiterState.READY if admitted else WaiterState.GONE
             change = Change.MOVED
-        elif ahead:
-            waiter.position = max(1, waiter.position - ahead)
+        elif ahead != new_ahead:
+            waiter.position = max(1, waiter.position - ahead + new_ahead)
             change = Change.MOVED
         waiter.version = self.version
         if self.last_snapshot is not None:
@@ -147,9 +160,11 @@ class PositionTracker:
             self.reset(snap)
         was_epoch = waiter.epoch
         waiter.version, waiter.epoch, waiter.snap = snap.version, snap.epoch, snap
+        waiter.placed = False
         if waiter.state != WaiterState.WAITING:
             return False
         if view.state == TokenState.WAITING:
+            waiter.seq = view.seq or waiter.seq
             moved = view.position != waiter.position
             waiter.position = view.position
             return moved

@@ -5,7 +5,6 @@ or hand-off) and returns what the HTTP layer renders.
 """
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,15 +14,18 @@ from typing import Any
 from werkzeug.datastructures import Range
 
 from ..catalog.models import File
-from ..catalog.service import file_path, get_file
+from ..catalog.service import get_file
 from ..delivery.bandwidth import HostBandwidth
 from ..delivery.ranges import Selection, evaluate_preconditions, select
 from ..delivery.sender import Transfer
-from ..errors import AppError, Unavailable
+from ..errors import AppError
 from ..queue.engine import QueueEngine
 from ..queue.housekeeping import Retries
 from ..queue.replies import Snapshot
 from ..queue.states import HAS_SLOT, Reply
+from ..storage.errors import FileWithdrawn
+from ..storage.files import Files
+from ..storage.sources import Source
 from .refusals import not_admitted, refusal
 from .tokens import TokenClaims
 from .waiting import claims_for
@@ -37,7 +39,8 @@ class Serving:
     retries: Retries  # a connection's last report must reach the queue, even after an outage
     bandwidth: HostBandwidth | None  # the host's BANDWIDTH_LIMIT, shared by its downloads
     count_sent: Callable[[int], None]  # bytes the clients acknowledged (metrics)
-    config: Mapping[str, Any]  # FILES_ROOT, X_ACCEL_REDIRECT, the secret keys
+    files: Files  # where the bytes are
+    config: Mapping[str, Any]  # X_ACCEL_REDIRECT, the secret keys
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,6 @@ class DownloadPlan:
 
     claims: TokenClaims
     record: File
-    path: str
     size: int
     etag: str
     last_modified: datetime
@@ -69,7 +71,7 @@ def answer(serving: Serving, token: str, method: str, range_: Range | None, head
     """The download request from start to finish; refusals raise the error the client sees.
 
     A client whose copy is current hears so without spending the token or touching the queue."""
-    plan = describe(serving.config, token, range_, headers.get("If-Range"))
+    plan = describe(serving.config, serving.files, token, range_, headers.get("If-Range"))
     if evaluate_preconditions(headers, method, plan.etag, plan.last_modified) is not None:
         return Answer(plan, 304)
     status = 206 if plan.selection.partial else 200
@@ -80,24 +82,26 @@ def answer(serving: Serving, token: str, method: str, range_: Range | None, head
     prefix = serving.config["X_ACCEL_REDIRECT"]
     if prefix:
         return Answer(plan, 200, accel_path=hand_off(serving.engine, plan, opened, prefix))
-    return Answer(plan, status, body=transfer(serving, plan, opened, sock))
+    try:
+        source = serving.files.open(plan.record, plan.selection.start, plan.selection.end)
+    except AppError:
+        close(serving.engine, plan, opened)
+        raise
+    return Answer(plan, status, body=transfer(serving, plan, opened, source, sock))
 
 
-def describe(config: Mapping[str, Any], token: str, range_: Range | None, if_range: str | None) -> DownloadPlan:
-    """Validate the token and work out which bytes of which file the request gets."""
+def describe(config: Mapping[str, Any], files: Files, token: str, range_: Range | None,
+             if_range: str | None) -> DownloadPlan:
+    """Validate the token and work out which bytes of which file the request gets (from the
+    catalog: the store is not asked until the bytes are)."""
     claims = claims_for(config, token)
     record = get_file(claims.file_id)
-    path = file_path(config["FILES_ROOT"], record)
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise Unavailable("The file is missing from storage.") from exc
-    if stat.st_size != record.size:
-        raise Unavailable("The file changed on disk since it was catalogued.")
+    if record.withdrawn:
+        raise FileWithdrawn(f"The file is withdrawn from serving: {record.withdrawn}.")
     etag = f'"{record.sha256[:32]}"'
-    last_modified = datetime.fromtimestamp(int(stat.st_mtime), tz=UTC)
+    last_modified = files.modified(record).astimezone(UTC).replace(microsecond=0)
     selection = select(record.size, range_, if_range, etag, last_modified)
-    return DownloadPlan(claims, record, str(path), record.size, etag, last_modified, selection)
+    return DownloadPlan(claims, record, record.size, etag, last_modified, selection)
 
 
 def _refuse(state: str | None, position: int | None) -> None:
@@ -131,7 +135,15 @@ def begin(engine: QueueEngine, plan: DownloadPlan) -> Opened:
     return Opened(conn_id, snap.state == Reply.TAIL)
 
 
-def transfer(serving: Serving, plan: DownloadPlan, opened: Opened, sock: Any = None) -> Transfer:
+def close(engine: QueueEngine, plan: DownloadPlan, opened: Opened) -> None:
+    """End a connection that sent nothing (its bytes could not be read); the slot keeps its
+    lease, so the client can try again."""
+    if not opened.tail:
+        sel = plan.selection
+        engine.progress(plan.claims.token_id, opened.conn_id, sel.start, sel.start, 0, closing=True, range_end=sel.end)
+
+
+def transfer(serving: Serving, plan: DownloadPlan, opened: Opened, source: Source, sock: Any = None) -> Transfer:
     """The response body; what the client acknowledged renews the lease and completes the token.
 
     A completed token's tail is served without a slot and reports nothing. A final report that
@@ -164,17 +176,17 @@ def transfer(serving: Serving, plan: DownloadPlan, opened: Opened, sock: Any = N
             return True  # the store is down: keep serving, the lease decides later
 
     share = serving.bandwidth.join(token_id, conn_id) if serving.bandwidth is not None else None
-    fh = open(plan.path, "rb")  # noqa: SIM115 - closed by Transfer.close
-    return Transfer(fh, first, range_end, on_progress, sock=sock, share=share,
+    return Transfer(source, first, range_end, on_progress, sock=sock, share=share,
                     stall_timeout=engine.settings.stall_timeout)
 
 
 def hand_off(engine: QueueEngine, plan: DownloadPlan, opened: Opened, prefix: str) -> str:
-    """X-Accel-Redirect mode: nginx sends the bytes; the hand-off counts them as sent."""
+    """X-Accel-Redirect mode (local files only): nginx sends the bytes; the hand-off counts
+    them as sent."""
     sel = plan.selection
     if not opened.tail:
         engine.progress(plan.claims.token_id, opened.conn_id, sel.start, sel.end, sel.length,
                         closing=True, range_end=sel.end)
-    return prefix.rstrip("/") + "/" + plan.record.path.lstrip(os.sep)
+    return prefix.rstrip("/") + "/" + plan.record.path.lstrip("/")
 
 

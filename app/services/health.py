@@ -8,10 +8,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import AppError
 from ..extensions import db
 from ..queue.engine import QueueEngine
+from ..storage.objects import Store
+
+ESSENTIAL = ("redis", "database")  # without these nothing works; without the store, cached files still do
 
 
-def check(engine: QueueEngine) -> dict[str, str]:
-    """``{"redis": "ok"|reason, "database": "ok"|reason}``; never raises."""
+def check(engine: QueueEngine, store: Store) -> dict[str, str]:
+    """``{"redis": "ok"|reason, "database": ..., "storage": ...}``; never raises."""
     result = {}
     try:
         engine.summary()  # the queue's own keys, not merely a node that answers PING
@@ -25,4 +28,9 @@ def check(engine: QueueEngine) -> dict[str, str]:
     except SQLAlchemyError as exc:
         db.session.rollback()
         result["database"] = f"error: {type(exc).__name__}"
+    try:
+        store.check()
+        result["storage"] = "ok"
+    except AppError as exc:
+        result["storage"] = f"error: {exc.message}"
     return result

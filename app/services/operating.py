@@ -24,6 +24,7 @@ from ..queue.eta import newcomer_eta
 from ..queue.replies import Inspection
 from ..queue.settings import QueueSettings
 from ..queue.states import QueueMode, TokenState
+from .holders import shown
 
 MODE_ACTIONS = {QueueMode.PAUSED: "pause", QueueMode.OPEN: "resume", QueueMode.DRAINING: "drain"}
 
@@ -93,6 +94,13 @@ def describe(inspection: Inspection) -> dict[str, Any]:
             "acked_bytes": stats.get("bytes", 0),
         },
         "last_hour": last_hour(stats, snap.now),
+        # MAX_PLACES_PER_CLIENT: who holds the most places (addresses with their last octet hidden)
+        "places": {
+            "clients": inspection.clients,
+            "limit": snap.settings.max_places_per_client if snap.settings else None,
+            "refused": stats.get("refused_places", 0),
+            "top": [{"client": shown(holder), "places": n} for holder, n in inspection.holders],
+        },
     }
 
 

@@ -13,6 +13,7 @@ from ..errors import (
     TokenRemoved,
     TokenSpent,
     TooManyConnections,
+    TooManyPlaces,
 )
 from ..queue.replies import Snapshot
 from ..queue.states import Reply, TokenState
@@ -41,6 +42,11 @@ def refusal(state: str | None, snap: Snapshot | None = None, position: int | Non
         seconds = retry_after(snap)
         return QueueFull(f"The queue is full ({snap.waiting} waiting); try again in about {seconds} s.",
                          retry_after=seconds)
+    if state == TokenState.TOO_MANY_PLACES and snap is not None:
+        limit = snap.settings.max_places_per_client if snap.settings else 0
+        return TooManyPlaces(
+            f"Your address (or account) already holds {snap.places} places in line, the most one may "
+            f"hold; leave one or finish a download first.", places=snap.places, limit=limit)
     if state == TokenState.WAITING and position is not None:
         return NotYourTurn(f"You are number {position} in line; wait for your turn.", position=position)
     if state == Reply.TOO_MANY:

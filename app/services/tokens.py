@@ -26,6 +26,8 @@ class TokenClaims:
     token_id: str
     file_id: int
     expires_at: int
+    issued: bool = False  # issued with the issuer API key (a site issuing for its own users)
+    subject: str | None = None  # whom the issuer issued it for: its places count against them
 
     @property
     def ttl(self) -> int:
@@ -42,10 +44,16 @@ def verification_keys(config: Mapping[str, Any]) -> list[str]:
     return [*config["SECRET_KEY_FALLBACKS"], config["SECRET_KEY"]]
 
 
-def issue_token(secret_key: str, file_id: int, ttl: int) -> tuple[str, TokenClaims]:
-    claims = TokenClaims(secrets.token_urlsafe(12), file_id, int(time.time()) + ttl)
-    token = _serializer(secret_key).dumps({"t": claims.token_id, "f": file_id, "e": claims.expires_at})
-    return token, claims
+def issue_token(
+    secret_key: str, file_id: int, ttl: int, issued: bool = False, subject: str | None = None,
+) -> tuple[str, TokenClaims]:
+    claims = TokenClaims(secrets.token_urlsafe(12), file_id, int(time.time()) + ttl, issued, subject)
+    payload: dict[str, Any] = {"t": claims.token_id, "f": file_id, "e": claims.expires_at}
+    if issued:
+        payload["i"] = 1
+    if subject:
+        payload["s"] = subject
+    return _serializer(secret_key).dumps(payload), claims
 
 
 def verify_token(
@@ -54,7 +62,9 @@ def verify_token(
     """Return the token's claims or raise ``InvalidToken`` / ``TokenExpired`` (checked at ``now``)."""
     try:
         payload = _serializer(secret_keys).loads(token)
-        claims = TokenClaims(str(payload["t"]), int(payload["f"]), int(payload["e"]))
+        subject = payload.get("s")
+        claims = TokenClaims(str(payload["t"]), int(payload["f"]), int(payload["e"]), bool(payload.get("i")),
+                             None if subject is None else str(subject))
     except (BadSignature, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise InvalidToken("The token is invalid or has been tampered with.") from exc
     if not 0 < claims.expires_at < time.time() + MAX_LIFETIME or "|" in claims.token_id:

@@ -21,6 +21,7 @@ from ..queue.hub import NEAR_FRONT, QueueHub
 from ..queue.replies import Snapshot
 from ..queue.states import StatusMode, TokenState, client_state
 from ..queue.tracker import WaiterState
+from .holders import holder_of
 from .refusals import lapsed, refusal
 from .tokens import TokenClaims, iso_utc, verification_keys, verify_token
 
@@ -83,7 +84,9 @@ def join(engine: QueueEngine, config: Mapping[str, Any], token: str, client_addr
 
 def _join(engine: QueueEngine, claims: TokenClaims, client_addr: str, streamed: bool) -> Snapshot:
     record = get_file(claims.file_id)
-    snap = engine.join(claims.token_id, record.id, record.size, claims.expires_at, client_addr, streamed=streamed)
+    snap = engine.join(claims.token_id, record.id, record.size, claims.expires_at, client_addr, streamed=streamed,
+                       holder=holder_of(client_addr, claims.issued, claims.subject),
+                       release_at=record.release_at.timestamp() if record.release_at else 0)
     error = refusal(snap.state, snap) if snap.state != TokenState.WAITING else None
     if error is not None:
         raise error
@@ -93,22 +96,28 @@ def _join(engine: QueueEngine, claims: TokenClaims, client_addr: str, streamed: 
     return snap
 
 
-def view(snap: Snapshot, state: str, position: int | None) -> dict[str, Any]:
-    """A token's state as the JSON API shows it."""
-    return {
+def view(snap: Snapshot, state: str, position: int | None, release_at: float | None = None) -> dict[str, Any]:
+    """A token's state as the JSON API shows it; a waiter pre-queued for a release has no
+    position yet, but the release time (``release_at``, seconds) and the pre-queue's size."""
+    body: dict[str, Any] = {
         "state": client_state(state),
         "position": position,
-        "eta_seconds": eta_seconds(snap, position) if state == TokenState.WAITING else None,
+        "eta_seconds": eta_seconds(snap, position) if state == TokenState.WAITING and position else None,
         "waiting": snap.waiting,
         "active": snap.active,
         "capacity": snap.capacity,
         "mode": str(snap.mode),
     }
+    if state == TokenState.WAITING and not position and release_at:
+        body["release_at"] = iso_utc(release_at)
+        body["prequeued"] = snap.prequeued
+    return body
 
 
 def joined_view(snap: Snapshot) -> dict[str, Any]:
     """What a join without a stream answers."""
-    return view(snap, snap.state or TokenState.WAITING, snap.position)
+    release_at = snap.release_at / 1000 if snap.release_at else None
+    return view(snap, snap.state or TokenState.WAITING, snap.position, release_at)
 
 
 def status(engine: QueueEngine, config: Mapping[str, Any], token: str) -> dict[str, Any]:
@@ -119,7 +128,11 @@ def status(engine: QueueEngine, config: Mapping[str, Any], token: str) -> dict[s
     state: str = token_view.state
     if claims.expires_at <= time.time() and state in (TokenState.NONE, TokenState.WAITING):
         state = TokenState.EXPIRED
-    return view(snap, state, token_view.position or None)
+    release_at = None
+    if state == TokenState.WAITING and not token_view.position:  # pre-queued for its file's release
+        record = get_file(claims.file_id)
+        release_at = record.release_at.timestamp() if record.release_at else None
+    return view(snap, state, token_view.position or None, release_at)
 
 
 def leave(engine: QueueEngine, config: Mapping[str, Any], token: str) -> dict[str, Any]:
@@ -136,6 +149,9 @@ def summary(engine: QueueEngine) -> dict[str, Any]:
         "waiting": snap.waiting,
         "mode": str(snap.mode),
         "eta_seconds": newcomer_eta(snap),
+        "prequeued": snap.prequeued,
+        "releases": [{"file_id": file_id, "release_at": iso_utc(at / 1000), "prequeued": count}
+                     for file_id, at, count in snap.releases],
     }
 
 
@@ -147,33 +163,50 @@ class Feed:
     claims: TokenClaims | None
 
 
+HangupWatch = Callable[[Callable[[], None]], Callable[[], None]]  # on_hangup -> stop watching
+
+
 def open_feed(engine: QueueEngine, hub: QueueHub, config: Mapping[str, Any], token: str, client_addr: str,
-              app_context: Callable[[], AbstractContextManager[Any]], streams: Any) -> Feed:
+              app_context: Callable[[], AbstractContextManager[Any]], streams: Any,
+              watch_hangup: HangupWatch | None = None) -> Feed:
     """Join now (inside the request), then follow the place; a refusal of a real token (expired,
     spent, a full line) is the feed's only event. Something that is not a token opens no stream:
-    ``InvalidToken`` is raised for the HTTP layer to answer 403."""
+    ``InvalidToken`` is raised for the HTTP layer to answer 403. ``watch_hangup`` tells the feed
+    when its client closed the connection, so the wait grace starts then, not at the next write."""
     claims_for(config, token, allow_expired=True)
     try:
         claims, snap = join(engine, config, token, client_addr, streamed=True)
     except AppError as exc:
         return Feed(iter([QueueEvent(EventKind.ERROR, exc.to_dict())]), None)
-    return Feed(events(engine, hub, claims, snap, client_addr, app_context, streams), claims)
+    return Feed(events(engine, hub, claims, snap, client_addr, app_context, streams, watch_hangup), claims)
 
 
 def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapshot, client_addr: str,
-           app_context: Callable[[], AbstractContextManager[Any]], streams: Any) -> Iterator[QueueEvent]:
+           app_context: Callable[[], AbstractContextManager[Any]], streams: Any,
+           watch_hangup: HangupWatch | None = None) -> Iterator[QueueEvent]:
     """Position updates until the waiter is admitted (then ``ready``) or must stop.
 
     If the queue lost its data (Redis restarted empty, a failover lost writes), a waiter whose
     token is still valid joins again instead of being told its place lapsed. ``streams``: the
     gauge of open streams (``inc``/``dec``)."""
     waiter = hub.attach(claims.token_id, snap)
+    release_at = iso_utc(snap.release_at / 1000) if snap.release_at else None
     last: tuple[Any, ...] | None = None
     sent_eta: int | None = None
     sent_at = time.monotonic()
+    hung_up = False  # a flag, not an Event: this runs once per waiting stream
+
+    def on_hangup() -> None:
+        nonlocal hung_up
+        hung_up = True
+        waiter.changed.set()  # the waiter of now (a rejoin replaces it)
+
+    stop_watching = watch_hangup(on_hangup) if watch_hangup else None
     streams.inc()
     try:
         while True:
+            if hung_up:
+                return  # the client closed its connection: its grace starts now (finally)
             if waiter.state == WaiterState.READY:
                 deadline = iso_utc(time.time() + engine.settings.admit_timeout)
                 yield QueueEvent(EventKind.READY, {"admit_deadline": deadline}, waiter.version)
@@ -195,17 +228,22 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
                 yield QueueEvent(EventKind.CLOSED, {})
                 return
             line = hub.line_for(waiter)
-            eta = eta_seconds(line, waiter.position)
-            current = (waiter.position, line.waiting, line.active, line.capacity, str(line.mode))
-            if current != last or _eta_moved(eta, sent_eta, waiter.position):
+            position = waiter.position or None  # None: pre-queued for a release
+            eta = eta_seconds(line, position) if position else None
+            current = (position, line.waiting, line.active, line.capacity, str(line.mode), line.prequeued)
+            if current != last or (position and _eta_moved(eta, sent_eta, position)):
                 last, sent_eta, sent_at = current, eta, time.monotonic()
-                yield QueueEvent(EventKind.POSITION, {
-                    "position": waiter.position, "waiting": line.waiting, "active": line.active,
-                    "capacity": line.capacity, "eta_seconds": eta, "mode": str(line.mode)}, waiter.version)
+                data = {"position": position, "waiting": line.waiting, "active": line.active,
+                        "capacity": line.capacity, "eta_seconds": eta, "mode": str(line.mode)}
+                if position is None and release_at:
+                    data.update(release_at=release_at, prequeued=line.prequeued)
+                yield QueueEvent(EventKind.POSITION, data, waiter.version)
             if not waiter.wait(ETA_REFRESH_SECONDS) and time.monotonic() - sent_at >= HEARTBEAT_SECONDS:
                 sent_at = time.monotonic()
-                yield QueueEvent(EventKind.HEARTBEAT, {})
+                yield QueueEvent(EventKind.HEARTBEAT, {"every_seconds": round(HEARTBEAT_SECONDS)})
     finally:
+        if stop_watching:
+            stop_watching()
         streams.dec()
         hub.detach(waiter)
 

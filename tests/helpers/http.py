@@ -1,6 +1,7 @@
 """Real HTTP clients for the tests: an SSE reader and a raw socket downloader."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import threading
@@ -191,3 +192,66 @@ def serve_in_order(holder: RawDownload, size: int, waiters: list[Waiter], order:
     assert order == [w.token for w in waiters]
     assert {w.result for w in waiters} == {(200, expected, size)}
     assert not [e for w in waiters for e in w.events if e.event == "error"]
+
+
+class FreezingProxy:
+    """A TCP forwarder to 127.0.0.1:``port`` whose connections can go silent without closing, as a
+    connection does when a phone's radio sleeps or a NAT forgets it: ``freeze(prefix)`` stops the
+    connections open now whose latest request began with ``prefix`` from forwarding anything; the
+    others, and later connections, work."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._frozen: set[int] = set()
+        self._request: dict[int, bytes] = {}  # connection -> the start of its latest request
+        self._count = 0
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self._count += 1
+            self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(self._count, source, sink, source is client),
+                                 daemon=True).start()
+
+    def _pipe(self, number: int, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if from_client and data[:4] in (b"GET ", b"POST", b"HEAD", b"DELE", b"PUT ", b"PATC"):
+                self._request[number] = data
+            while number in self._frozen and not self._closed:  # silent: nothing passes, nothing closes
+                time.sleep(0.1)
+            if not data or self._closed:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def freeze(self, prefix: bytes) -> int:
+        """How many connections went silent."""
+        chosen = {n for n, request in self._request.items() if request.startswith(prefix)}
+        self._frozen.update(chosen)
+        return len(chosen)
+
+    def close(self) -> None:
+        self._closed = True
+        self.listener.close()
+        for sock in self._sockets:
+            sock.close()

@@ -4,7 +4,9 @@
 -- Returns JSON: the snapshot plus
 --   stats = the stats hash as a flat list [field, value, ...] (a bounded number of fields),
 --   downloads = [{id, state, file, client, bytes, size, joined, admitted, started, lease,
---                 connections}] (times in ms, Redis time).
+--                 connections}] (times in ms, Redis time),
+--   holders = the TOP_HOLDERS clients holding the most places, flat [client, places, ...],
+--   clients = how many clients hold a place.
 --- @include "records"
 --- @include "reply"
 WITH_SCHEDULE = true  -- the reply feeds ETAs
@@ -21,4 +23,6 @@ if limit > 0 then
     }
   end
 end
-return reply(snapshot(), {downloads = downloads, stats = redis.call('HGETALL', ST)})
+return reply(snapshot(), {downloads = downloads, stats = redis.call('HGETALL', ST),
+                         holders = redis.call('ZRANGE', PL, 0, TOP_HOLDERS - 1, 'REV', 'WITHSCORES'),
+                         clients = redis.call('ZCARD', PL)})

@@ -3,11 +3,12 @@
 -- life, which keeps its streams' waiters and its download connections counted.
 -- KEYS, ARGV[1..ARG]: see includes/args.lua and includes/settings.lua.
 -- Returns JSON: the snapshot (with admitted ids and removed join numbers when it changed
--- anything; rebind = true when this process had been given up for dead).
+-- anything; rebind = true when this process had been given up for dead; due = true when a
+-- scheduled release is due: call release.lua).
 --- @include "reclaim"
 --- @include "admission"
 --- @include "reply"
 WITH_SCHEDULE = true  -- the reply feeds ETAs
 begin()
 fill()
-return reply(publish(), {})
+return reply(publish(), {due = release_due() or nil})

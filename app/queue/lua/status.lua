@@ -4,7 +4,8 @@
 --          among them: a poll counts as being seen) | resync (this process's streams hold them again)
 -- ARGV[ARG + 2..] token ids, at most MAX_STATUS_IDS
 -- Returns JSON: the snapshot plus tokens = {id: [state, position or 0, lease deadline or 0,
---   bytes the client acknowledged so far, file size]},
+--   bytes the client acknowledged so far, file size, join number or 0]} (a pre-queued waiter:
+--   waiting at position 0 with join number 0),
 --   state = waiting|admitted|downloading|paused|spent|removed|none. Reaps and admits first.
 --- @include "reclaim"
 --- @include "admission"
@@ -32,7 +33,7 @@ for n = ARG + 2, #ARGV do
       end
     end
     tokens[id] = {info.s, position(id) or 0, tonumber(redis.call('ZSCORE', A, id) or 0), info.b or 0,
-      info.z or 0}
+      info.z or 0, info.q or 0}
   elseif ended(id) then
     tokens[id] = {ended(id), 0, 0, 0, 0}
   else

@@ -49,6 +49,26 @@
     });
   }
 
+  function renderPlaces(places) {
+    text("places-clients", places.clients);
+    text("places-limit", places.limit || "no limit");
+    text("places-refused", places.refused);
+    var body = $("holders");
+    body.textContent = "";
+    if (!places.top.length) {
+      var empty = document.createElement("tr");
+      empty.className = "empty";
+      cell(empty, "Nobody holds a place.").colSpan = 2;
+      body.appendChild(empty);
+    }
+    places.top.forEach(function (h) {
+      var row = document.createElement("tr");
+      cell(row, h.client);
+      cell(row, h.places);
+      body.appendChild(row);
+    });
+  }
+
   function chart(id, values) {
     var svg = $(id), max = Math.max.apply(null, values.concat([1])), width = 600 / values.length;
     svg.textContent = "";
@@ -82,6 +102,7 @@
       text("limit", line.admission_limit);
     }
     renderDownloads(state.downloads);
+    renderPlaces(state.places);
     chart("chart-bytes", state.last_hour.bytes);
     chart("chart-admissions", state.last_hour.admissions);
     if (state.today) {

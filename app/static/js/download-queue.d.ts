@@ -1,7 +1,11 @@
 // Types of download-queue.js (a plain script: it defines window.joinQueue and window.DownloadQueue).
 
 export interface QueuePosition {
-  position: number;
+  /** null: pre-queued for the file's scheduled release (a random place is drawn at release_at). */
+  position: number | null;
+  /** With position null: the release time (ISO 8601) and how many wait for releases. */
+  release_at?: string;
+  prequeued?: number;
   waiting: number;
   active: number;
   capacity: number;

@@ -2,7 +2,8 @@
  * download-queue.js: a small browser client for the download queue. No build step, no deps.
  *
  *   const place = joinQueue(fileId, {
- *     onPosition(view) {},  // {position, waiting, active, capacity, eta_seconds, mode}
+ *     onPosition(view) {},  // {position, waiting, active, capacity, eta_seconds, mode}; position null:
+ *                           // pre-queued for a release (release_at, prequeued)
  *     onReady(ready) {},    // {download_url, admit_deadline, token}: start the download now
  *     onProgress(p) {},     // {state, bytes, size, rate_bytes_per_second, eta_seconds}: about 1/s
  *     onDone(done) {},      // {bytes, size, sha256}: the client acknowledged every byte
@@ -16,12 +17,16 @@
  *
  * The token is kept in sessionStorage, so a reload (or a dropped connection) re-attaches
  * to the same place while the server keeps it (WAIT_GRACE). EventSource reconnects by
- * itself; the server keeps the place across reconnects.
+ * itself; the server keeps the place across reconnects. A connection that died silently (a
+ * phone's radio, a NAT that forgot it, a frozen tab) is noticed: the page reconnects at once
+ * when it becomes visible again or the browser comes back online, and whenever nothing (not even
+ * a heartbeat) arrived for twice the server's heartbeat interval.
  */
 (function (global) {
   "use strict";
 
   var PREFIX = "download-queue:file:";
+  var HEARTBEAT_SECONDS = 15;  // until the server's first heartbeat says its interval
 
   function storage() {
     try { return global.sessionStorage; } catch (e) { return null; }
@@ -69,19 +74,61 @@
     var ticket = null;
     var finished = false;
 
+    var waiting = false;  // following the place (not yet ready): the stream the watchdog guards
+    var heard = Date.now();  // when the stream last delivered anything
+    var heartbeat = HEARTBEAT_SECONDS;
+    var watchdog = null;
+
     function finish() {
       finished = true;
+      stopWatching();
       if (source) source.close();
     }
 
+    function stopWatching() {
+      waiting = false;
+      if (watchdog !== null) clearInterval(watchdog);
+      watchdog = null;
+      global.removeEventListener("online", reconnect);
+      global.document.removeEventListener("visibilitychange", onVisible);
+    }
+
+    function reconnect() {  // a fresh stream now, instead of trusting one that may be dead
+      if (finished || !waiting) return;
+      source.close();
+      call("onState", "reconnecting");
+      listen();
+    }
+
+    function onVisible() { if (global.document.visibilityState === "visible") reconnect(); }
+
     function listen() {
-      source = new EventSource(ticket.queue_url);
-      source.onopen = function () { call("onState", "waiting"); };
-      source.addEventListener("position", function (event) {
+      if (!waiting) {
+        waiting = true;
+        global.addEventListener("online", reconnect);
+        global.document.addEventListener("visibilitychange", onVisible);
+        watchdog = setInterval(function () {
+          if (Date.now() - heard > 2 * heartbeat * 1000) reconnect();
+        }, 1000);
+      }
+      heard = Date.now();
+      var mine = source = new EventSource(ticket.queue_url);
+      var on = function (name, handle) {  // events of a stream that a reconnect replaced are ignored
+        mine.addEventListener(name, function (event) { if (mine === source) handle(event); });
+      };
+      var hear = function () { heard = Date.now(); };
+      on("open", function () { hear(); call("onState", "waiting"); });
+      on("heartbeat", function (event) {
+        hear();
+        heartbeat = JSON.parse(event.data).every_seconds || HEARTBEAT_SECONDS;
+      });
+      on("position", function (event) {
+        hear();
         call("onPosition", JSON.parse(event.data));
       });
-      source.addEventListener("ready", function (event) {
-        source.close();
+      on("ready", function (event) {
+        stopWatching();
+        mine.close();
         var ready = JSON.parse(event.data);
         ready.token = ticket.token;
         ready.status_url = ticket.status_url;
@@ -89,15 +136,17 @@
         if (!finished && (handlers.onProgress || handlers.onDone)) follow();
         else finish();
       });
-      source.addEventListener("error", function (event) {
+      on("error", function (event) {
         if (event.data) {  // an error the server sent: the place is gone
           finish();
           var error = JSON.parse(event.data).error;
           if (error.code !== "queue_full") forgetTicket(fileId);
           call("onError", error);
         } else if (!finished) {  // the connection dropped: EventSource retries by itself
-          call("onState", source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting");
-          if (source.readyState === EventSource.CLOSED) setTimeout(function () { if (!finished) listen(); }, 3000);
+          call("onState", mine.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting");
+          if (mine.readyState === EventSource.CLOSED) {
+            setTimeout(function () { if (!finished && mine === source) listen(); }, 3000);
+          }
         }
       });
     }

@@ -63,7 +63,44 @@
     downloading = false;
   }
 
+  var release = $("release");
+  var releaseAt = release ? Date.parse(release.dataset.releaseAt) : null;
+
+  function untilRelease() {  // "in 1 h 02 min 05 s", or "" once it is past
+    var left = Math.round((releaseAt - Date.now()) / 1000);
+    if (!(left > 0)) return "";
+    var h = Math.floor(left / 3600), m = Math.floor(left / 60) % 60, sec = left % 60;
+    return "in " + (h ? h + " h " : "") + (h || m ? m + " min " : "") + sec + " s";
+  }
+
+  function tickRelease() {
+    if (!release) return;
+    var text = untilRelease();
+    $("countdown").textContent = text ? "(" + text + ")" : "(released)";
+    if (text) setTimeout(tickRelease, 1000);
+  }
+  tickRelease();
+
+  function onPrequeued(view) {  // joined before the release: no place yet
+    el.place.hidden = false;
+    el.position.textContent = "pre-queued";
+    el.eta.dataset.seconds = "";
+    var when = untilRelease();
+    el.eta.textContent = view.prequeued + " waiting for the release" + (when ? " " + when : "") +
+      ". At the release everyone who arrived before it is placed in a random order.";
+    el.waiting.textContent = view.waiting;
+    el.active.textContent = view.active;
+    el.capacity.textContent = view.capacity;
+    setState("waiting", "You are in the pre-queue. Keep this page open; your place is drawn at the release.");
+    title("Pre-queued");
+    if (lastAnnounced !== "pre") {
+      lastAnnounced = "pre";
+      say("You are in the pre-queue. Your place in line is drawn at random at the release.");
+    }
+  }
+
   function onPosition(view) {
+    if (view.position === null) { onPrequeued(view); return; }
     el.place.hidden = false;
     el.position.textContent = "#" + view.position;
     el.eta.dataset.seconds = view.eta_seconds === null ? "" : view.eta_seconds;

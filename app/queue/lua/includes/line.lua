@@ -5,8 +5,15 @@
 --- @include "stats"
 --- @include "egress"
 --- @include "changes"
+--- @include "prequeue"
 
--- drop a waiter from the line (reason: a DROP)
+-- the place a record held counts no more against its client (records.lua: h)
+local function free_place(info)
+  if not info.h then return end
+  if redis.call('ZINCRBY', PL, -1, info.h) + 0 <= 0 then redis.call('ZREM', PL, info.h) end
+end
+
+-- drop a waiter from the line or its file's pre-queue (reason: a DROP)
 local function drop_waiter(id, reason)
   local seq = redis.call('ZSCORE', W, id)
   if seq then
@@ -16,7 +23,11 @@ local function drop_waiter(id, reason)
     changed = true
   end
   local info = get_info(id)
-  if info then unbind_all(id, info) end
+  if info then
+    unbind_all(id, info)
+    free_place(info)
+    if info.pq then unqueue(id, info) end
+  end
   redis.call('ZREM', P, id)
   redis.call('ZREM', E, id)
   redis.call('HDEL', I, id)
@@ -25,6 +36,7 @@ end
 -- free an admitted token's slot and write its outcome (an OUTCOME) to the journal
 local function release(id, info, outcome)
   unbind_all(id, info)
+  free_place(info)
   commit(info, 0)
   redis.call('ZREM', A, id)
   redis.call('HDEL', I, id)

@@ -5,6 +5,8 @@
 --   q   join number (its score in the waiting line)      j   joined at (ms)
 --   e   token expiry (ms, Unix epoch)                     f   file id
 --   z   file size (bytes)                                 ip  client address (at most CLIENT_MAX)
+--   h   the client its place counts against (places key PL: address, /64 or issuer's subject);
+--       absent: exempt (a token its issuer gave no subject)
 --   o   {owner = 1}: processes whose streams hold the waiter (no presence deadline meanwhile)
 --   a   admitted at (ms)                                  st  first connection started at (ms)
 --   c   {connection id = owner ('' for none)}: the download's open connections
@@ -16,6 +18,8 @@
 --   cr  bytes/s the download counts for against the egress budget (their sum: counters.committed)
 --   tp  the download's recent throughput (bytes/s, smoothed)
 --   pt, pb  time (ms) and bytes of the last throughput sample
+--   pq  1: waits in its file's pre-queue, no join number yet (its index is in PQ, prequeue.lua)
+--   d   the place a scheduled release drew for it (1: the first)
 --
 -- The done entry of a completed or removed token (D: token id -> JSON):
 --   u   resumable until (ms)     r   tail bytes it may still fetch without a slot

@@ -29,6 +29,7 @@ local function snapshot()
     rate_span = span,
     slots = slots,
     cycle = cycle,
+    prequeued = tonumber(redis.call('HGET', PQ, 'all') or 0),
     version = tonumber(redis.call('HGET', C, 'version') or 0),
     epoch = tonumber(redis.call('HGET', C, 'epoch') or 0),
   }
@@ -41,6 +42,10 @@ local function publish()
     snap.version = redis.call('HINCRBY', C, 'version', 1)
     snap.admitted = admitted
     snap.removed = removed
+    if #added > 0 then
+      snap.added = added
+      snap.placed = placed_ids
+    end
     redis.call(PUBLISH, CHANNEL, cjson.encode(snap))
   end
   return snap
@@ -57,6 +62,10 @@ local function reply(snap, fields)
   for k, v in pairs(fields) do snap[k] = v end
   if #admitted == 0 then snap.admitted = nil end
   if #removed == 0 then snap.removed = nil end
+  if #added == 0 then
+    snap.added = nil
+    snap.placed = nil
+  end
   snap.settings = SETTINGS
   if rebind then snap.rebind = true end
   if more then snap.more = true end

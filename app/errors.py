@@ -33,6 +33,8 @@ NotInQueue = _error("NotInQueue", "not_in_queue", 409, "Join the queue before do
 TokenExpired = _error("TokenExpired", "token_expired", 410, "The token has expired.")
 TokenSpent = _error("TokenSpent", "token_spent", 410, "The token has already been used.")
 TokenRemoved = _error("TokenRemoved", "token_removed", 410, "An operator removed this token from the queue.")
+PlaceLapsed = _error("PlaceLapsed", "place_lapsed", 410, "Your place lapsed while you were away.")
+TurnMissed = _error("TurnMissed", "turn_missed", 410, "Your turn came and passed while you were away.")
 InvalidRequest = _error("InvalidRequest", "invalid_request", 400, "The request body is not valid.")
 PreconditionFailed = _error(
     "PreconditionFailed", "precondition_failed", 412, "A precondition of the request does not hold."
@@ -45,6 +47,9 @@ TooManyConnections = _error(
 )
 TooManyPlaces = _error(
     "TooManyPlaces", "too_many_places", 429, "This client already holds as many places as one may."
+)
+WaitingInLine = _error(
+    "WaitingInLine", "waiting_in_line", 503, "Your turn has not come yet; ask again after Retry-After."
 )
 QueueFull = _error("QueueFull", "queue_full", 503, "The queue is full; try again later.")
 QueueDraining = _error(

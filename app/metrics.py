@@ -129,7 +129,8 @@ class QueueCollector:
 
         snap, stats = self.inspection.snap, self.inspection.stats
         for name, text, value in (
-            ("waiting", "Waiters in line.", snap.waiting),
+            ("waiting", "Waiters in line and present (a stream, a poll or a join within WAIT_GRACE).", snap.waiting),
+            ("away", "Waiters away: keeping their places for AWAY_GRACE, not admitted meanwhile.", snap.away),
             ("active", "Admitted tokens holding a download slot.", snap.active),
             ("capacity", "Download slots (the queue's setting).", snap.capacity),
             ("admission_rate", "Admissions per second over the recent window.", snap.rate),
@@ -177,6 +178,11 @@ class QueueCollector:
                                       "Joins the queue refused, by reason (every host).", labels=["reason"])
         refused.add_metric(["too_many_places"], stats.get("refused_places", 0))
         yield refused
+        for name, text, field in (
+            ("waiters_away", "Waiters whose presence stopped (they keep their place, not admitted).", "went_away"),
+            ("waiters_returned", "Away waiters that came back to their place.", "came_back"),
+        ):
+            yield CounterMetricFamily(f"download_queue_{name}", text, value=stats.get(field, 0))
         yield GaugeMetricFamily("download_queue_place_holders", "Clients holding a place (waiting or admitted).",
                                 value=self.inspection.clients)
         yield _histogram(stats, "wait", "download_queue_wait_seconds", "Time from joining to admission.")

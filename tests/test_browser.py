@@ -1,8 +1,6 @@
 """Issue 5: the download page in real headless Chromium against gunicorn (capacity 1)."""
 from __future__ import annotations
 
-import hashlib
-import shutil
 import time
 
 import pytest
@@ -10,50 +8,16 @@ import requests
 
 from testbed.servers import wait_until
 
+from .helpers.browser import PAGE, chromium, first_in_line, open_page, sha
 from .helpers.env import OUTPUT
 from .helpers.http import FreezingProxy, RawDownload, new_token, token_id
 
 pytestmark = pytest.mark.browser
 
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
-PAGE = dict(QUEUE_CAPACITY=1, ADMIT_TIMEOUT=60, STALL_TIMEOUT=20, RESUME_GRACE=30, WAIT_GRACE=20,
-            BANDWIDTH_LIMIT=8 * 1024 * 1024)
-
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("chromium is not installed (scripts/test.sh installs Debian's chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=FLAGS)
-        yield chromium
-        chromium.close()
-
-
-def sha(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def open_page(browser, url: str, width: int = 1000):
-    context = browser.new_context(accept_downloads=True, viewport={"width": width, "height": 800})
-    page = context.new_page()
-    page.goto(url)
-    return page
-
-
-def first_in_line(browser, server, file_id: int, base: str):
-    """A holder admitted through the API, and a page (opened at ``base``) waiting at #1 behind it."""
-    holder = new_token(server.url, file_id)
-    assert requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5).json()["state"] == "ready"
-    page = open_page(browser, f"{base}/files/{file_id}")
-    page.click("#start")
-    page.wait_for_selector("#state[data-state=waiting]")
-    assert page.inner_text("#position") == "#1"
-    return holder, page
+    yield from chromium()
 
 
 def test_two_pages_queue_then_download_by_themselves(browser, gunicorn, make_file, tmp_path):

@@ -119,7 +119,6 @@ def test_bad_tokens_never_5xx(served):
         expired: (410, "token_expired"),
         unknown_file: (404, "unknown_file"),
         token: (410, "token_spent"),
-        new_token(server.url, file_id): (409, "not_in_queue"),
     }
     for bad, (status, code) in cases.items():
         for method in ("GET", "HEAD"):
@@ -127,6 +126,8 @@ def test_bad_tokens_never_5xx(served):
             assert response.status_code == status, (bad, method, response.text)
             if method == "GET":
                 assert response.json()["error"]["code"] == code
+    fresh = requests.head(f"{server.url}/api/v1/downloads/{new_token(server.url, file_id)}", timeout=5)
+    assert fresh.status_code == 409  # HEAD never joins (a GET would: it waits in line)
     assert requests.post(f"{server.url}/api/v1/queue/{token}", timeout=5).json()["error"]["code"] == "token_spent"
     event = next(sse(f"{server.url}/api/v1/queue/{token}"))
     assert event.event == "error" and event.json()["error"]["code"] == "token_spent"

@@ -96,7 +96,8 @@ def test_vanished_and_stalled_clients_free_their_slots(app, gunicorn, make_file)
     assert time.monotonic() - started < 10
     raw.close()
     assert outcome_of(app, token_id(staller)) == "stalled"
-    assert requests.get(f"{server.url}/api/v1/downloads/{staller}", timeout=5).status_code == 409
+    again = requests.get(f"{server.url}/api/v1/downloads/{staller}", timeout=5)  # back of the line
+    assert again.status_code == 503 and again.json()["error"]["code"] == "waiting_in_line"
 
 
 def test_drop_and_resume_inside_and_outside_the_grace(app, gunicorn, make_file):
@@ -130,8 +131,9 @@ def test_drop_and_resume_inside_and_outside_the_grace(app, gunicorn, make_file):
     raw.read(1_000_000)
     raw.close()
     assert outcome_of(app, token_id(late), timeout=15) == "abandoned"
-    response = requests.get(f"{server.url}/api/v1/downloads/{late}", headers={"Range": "bytes=1000000-"}, timeout=5)
-    assert response.status_code == 409 and response.json()["error"]["code"] == "not_in_queue"
+    # its slot is gone; asking again joins the line, and with the slot free resumes at once
+    response = requests.get(f"{server.url}/api/v1/downloads/{late}", headers={"Range": "bytes=1000000-"}, timeout=30)
+    assert response.status_code == 206 and response.content == data[1000000:]
 
 
 def test_connections_per_token_are_limited(gunicorn, make_file):
@@ -147,19 +149,28 @@ def test_connections_per_token_are_limited(gunicorn, make_file):
         h.close()
 
 
-def test_waiting_client_gets_409_with_its_position(gunicorn, make_file):
+def test_a_download_before_its_turn_waits_in_line(gunicorn, make_file):
+    """A GET joins (idempotently) and answers 503 with the place and Retry-After; HEAD and the
+    seed's route refuse with 409 as before."""
     file_id, _ = make_file()
     server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 30})
     first, second = new_token(server.url, file_id), new_token(server.url, file_id)
     assert requests.post(f"{server.url}/api/v1/queue/{first}", timeout=5).json()["state"] == "ready"
     body = requests.post(f"{server.url}/api/v1/queue/{second}", timeout=5).json()
     assert (body["state"], body["position"]) == ("waiting", 1)
-    refused = requests.get(f"{server.url}/api/v1/downloads/{second}", timeout=5)
-    assert refused.status_code == 409
-    assert refused.json()["error"] == {"code": "not_your_turn", "position": 1,
-                                       "message": "You are number 1 in line; wait for your turn."}
-    third = new_token(server.url, file_id)
-    assert requests.get(f"{server.url}/api/v1/downloads/{third}", timeout=5).json()["error"]["code"] == "not_in_queue"
+    waiting = requests.get(f"{server.url}/api/v1/downloads/{second}", timeout=5)
+    assert waiting.status_code == 503 and 1 <= int(waiting.headers["Retry-After"]) <= 10
+    error = waiting.json()["error"]
+    assert (error["code"], error["position"], error["retry_after"]) == ("waiting_in_line", 1,
+                                                                        int(waiting.headers["Retry-After"]))
+    head = requests.head(f"{server.url}/api/v1/downloads/{second}", timeout=5)
+    assert head.status_code == 409
+    seed = requests.get(f"{server.url}/request/download/{second}", timeout=5)
+    assert seed.status_code == 409 and seed.json()["error"]["code"] == "not_your_turn"
+    third = new_token(server.url, file_id)  # never joined: the GET joins it, behind the second
+    assert requests.get(f"{server.url}/api/v1/downloads/{third}", timeout=5).json()["error"]["position"] == 2
+    assert requests.get(f"{server.url}/api/v1/downloads/{third}", timeout=5).json()["error"]["position"] == 2
+    assert requests.get(f"{server.url}/api/v1/queue", timeout=5).json()["waiting"] == 2
 
 
 def test_status_delete_and_summary(gunicorn, make_file):
@@ -173,15 +184,19 @@ def test_status_delete_and_summary(gunicorn, make_file):
     assert requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5).json()["position"] == 2
     status_a = requests.get(f"{server.url}/api/v1/queue/{a}/status", timeout=5).json()
     assert status_a["state"] == "ready" and status_a["download_url"].startswith(f"/api/v1/downloads/{a}/")
-    # c keeps its place by polling; b does not poll and lapses after WAIT_GRACE
-    for _ in range(6):
-        time.sleep(0.5)
+    # c stays present by polling; b does not poll: after WAIT_GRACE it is away (its place kept,
+    # not admitted), and c, present, is first
+    def b_away() -> bool:
         requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5)
-    assert requests.get(f"{server.url}/api/v1/queue/{b}/status", timeout=5).json()["state"] == "not_queued"
+        return requests.get(f"{server.url}/api/v1/queue", timeout=5).json()["away"] == 1
+
+    wait_until(b_away, timeout=30, message="b away")
     assert requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5).json()["position"] == 1
     left = requests.delete(f"{server.url}/api/v1/queue/{a}", timeout=5).json()
     assert left == {"left": True, "previous_state": "ready"}
     assert requests.get(f"{server.url}/api/v1/queue/{c}/status", timeout=5).json()["state"] == "ready"
+    back = requests.get(f"{server.url}/api/v1/queue/{b}/status", timeout=5).json()  # a poll: b is back
+    assert (back["state"], back["position"]) == ("waiting", 1)
     assert requests.delete(f"{server.url}/api/v1/queue/{a}", timeout=5).json()["left"] is False
 
 

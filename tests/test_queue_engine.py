@@ -206,7 +206,7 @@ def test_resume_inside_and_outside_the_grace(make_engine):
 
 
 def test_a_poll_keeps_a_place_for_the_wait_grace(make_engine):
-    engine = make_engine(capacity=1, wait_grace=10)
+    engine = make_engine(capacity=1, wait_grace=10, away_grace=0)  # no time away: lapsed at once
     for tid in "abcd":
         join(engine, tid)
     advance(engine, 8)
@@ -217,11 +217,11 @@ def test_a_poll_keeps_a_place_for_the_wait_grace(make_engine):
     advance(engine, 3)
     snap = engine.reap()
     assert snap.removed == [3]  # c was last seen 11 s ago
-    assert states(engine, "b", "c", "d") == {"b": ("waiting", 1), "c": ("none", 0), "d": ("waiting", 2)}
+    assert states(engine, "b", "c", "d") == {"b": ("waiting", 1), "c": ("lapsed", 0), "d": ("waiting", 2)}
 
 
 def test_a_living_process_holds_its_streams_waiters_for_any_time(make_engine, client):
-    engine = make_engine(capacity=1, wait_grace=10)
+    engine = make_engine(capacity=1, wait_grace=10, away_grace=0)
     other = another_process(engine)  # another process, same queue
     join(engine, "a")
     for tid in "bcd":
@@ -241,11 +241,11 @@ def test_a_living_process_holds_its_streams_waiters_for_any_time(make_engine, cl
     assert states(engine, "c")["c"] == ("waiting", 2)
     advance(engine, 3)
     engine.reap()
-    assert states(engine, "b", "c", "d") == {"b": ("waiting", 1), "c": ("none", 0), "d": ("waiting", 2)}
+    assert states(engine, "b", "c", "d") == {"b": ("waiting", 1), "c": ("lapsed", 0), "d": ("waiting", 2)}
 
 
 def test_a_dead_process_waiters_get_the_grace_from_its_last_sign_of_life(make_engine, client):
-    engine = make_engine(capacity=1, wait_grace=10)
+    engine = make_engine(capacity=1, wait_grace=10, away_grace=0)
     dead = another_process(engine)
     join(engine, "a")
     for tid in "bc":
@@ -258,7 +258,7 @@ def test_a_dead_process_waiters_get_the_grace_from_its_last_sign_of_life(make_en
     advance(engine, 3)
     assert states(engine, "b", "c") == {"b": ("waiting", 1), "c": ("waiting", 2)}
     advance(engine, 2)  # 11 s after its last call
-    assert states(engine, "b", "c") == {"b": ("none", 0), "c": ("none", 0)}
+    assert states(engine, "b", "c") == {"b": ("lapsed", 0), "c": ("lapsed", 0)}
     # it was only frozen: it comes back, hears it was given up, and holds its waiters again
     assert dead.reap().rebind and dead.rebinds == 1
 
@@ -372,7 +372,7 @@ def test_status_refuses_more_than_a_thousand_ids(make_engine):
 
 
 def test_reaping_is_bounded_per_call(make_engine, client):
-    engine = make_engine(capacity=1, wait_grace=1)
+    engine = make_engine(capacity=1, wait_grace=1, away_grace=0)
     pipe = client.pipeline()
     for n in range(1000):
         engine.join(f"t{n}", 1, 10, time.time() + 5, "")

@@ -23,9 +23,10 @@ TOKENS = [f"t{i}" for i in range(6)]
 CONNS = ["c1", "c2", "c3"]
 SIZE = 100
 CONFIG = QueueSettings(capacity=2, admit_timeout=10, stall_timeout=5, resume_grace=8,
-                       wait_grace=6, max_queue_length=4, max_connections_per_token=2, resume_tail=60)
+                       wait_grace=6, max_queue_length=4, max_connections_per_token=2, resume_tail=60,
+                       away_grace=9)
 MS = {name: int(getattr(CONFIG, name) * 1000) for name in
-      ("admit_timeout", "stall_timeout", "resume_grace", "wait_grace")}
+      ("admit_timeout", "stall_timeout", "resume_grace", "wait_grace", "away_grace")}
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Token:
     ranges: list[list[int]] = field(default_factory=list)
     tail_done: bool = False
     owed: list[list[int]] = field(default_factory=list)
+    away: bool = False  # presence stopped: keeps its join number, never admitted meanwhile
 
 
 class Model:
@@ -48,20 +50,35 @@ class Model:
         self.tokens: dict[str, Token] = {}
         self.presence: dict[str, int] = {}
         self.lease: dict[str, int] = {}
-        self.spent: dict[str, int] = {}
+        self.spent: dict[str, int] = {}  # ended token (completed, lapsed, missed) -> token expiry
+        self.ended: dict[str, str] = {}  # ended token -> spent | lapsed | missed
         self.done: dict[str, list[int]] = {}  # completed token -> [resumable until, tail bytes left]
 
-    def waiting(self) -> list[str]:
-        return sorted((t for t, v in self.tokens.items() if v.state == "waiting"),
+    def waiting(self, away: bool = False) -> list[str]:
+        """The present waiters in line order (``away``: the away ones)."""
+        return sorted((t for t, v in self.tokens.items() if v.state == "waiting" and v.away == away),
                       key=lambda t: self.tokens[t].seq)
 
     def position(self, tid: str) -> int:
-        line = self.waiting()
-        return line.index(tid) + 1 if tid in line else 0
+        token = self.tokens.get(tid)
+        if token is None or token.state != "waiting":
+            return 0
+        return sum(1 for t in self.waiting() if self.tokens[t].seq < token.seq) + 1
 
     def _drop(self, tid: str) -> None:
         self.tokens.pop(tid, None)
         self.presence.pop(tid, None)
+
+    def _remember(self, tid: str, token: Token, state: str) -> None:
+        if token.expires > self.now:
+            self.spent[tid] = token.expires
+            self.ended[tid] = state
+
+    def _come_back(self, tid: str) -> None:
+        token = self.tokens.get(tid)
+        if token is not None and token.state == "waiting":
+            token.away = False
+            self.presence[tid] = self.now + MS["wait_grace"]
 
     def _release(self, tid: str) -> None:
         self.tokens.pop(tid, None)
@@ -69,13 +86,23 @@ class Model:
 
     def reap(self) -> None:
         for tid in [t for t, d in self.lease.items() if d <= self.now]:
+            token = self.tokens[tid]
             self._release(tid)
+            if token.state == "admitted":  # its turn passed unused
+                self._remember(tid, token, "missed")
         for tid in [t for t, d in self.presence.items() if d <= self.now]:
-            self._drop(tid)
-        for tid in [t for t in self.waiting() if self.tokens[t].expires <= self.now]:
+            token = self.tokens[tid]
+            if not token.away and MS["away_grace"] > 0:
+                token.away = True
+                self.presence[tid] = self.now + MS["away_grace"]
+            else:
+                self._drop(tid)
+                self._remember(tid, token, "lapsed")
+        for tid in [t for t in self.waiting() + self.waiting(away=True) if self.tokens[t].expires <= self.now]:
             self._drop(tid)
         for tid in [t for t, d in self.spent.items() if d <= self.now]:
             del self.spent[tid]
+            self.ended.pop(tid, None)
             self.done.pop(tid, None)
 
     def fill(self) -> None:
@@ -94,12 +121,12 @@ class Model:
         if token is not None:
             result = token.state
             if token.state == "waiting":
-                self.presence[tid] = self.now + MS["wait_grace"]
+                self._come_back(tid)
         elif tid in self.spent:
-            result = "spent"
+            result = self.ended[tid]
         elif expires <= self.now:
             result = "expired"
-        elif len(self.waiting()) >= CONFIG.max_queue_length:
+        elif len(self.waiting()) + len(self.waiting(away=True)) >= CONFIG.max_queue_length:
             result = "full"
         else:
             self.seq += 1
@@ -111,9 +138,8 @@ class Model:
 
     def renew(self, tid: str) -> None:
         self.reap()
+        self._come_back(tid)
         self.fill()
-        if tid in self.presence:
-            self.presence[tid] = self.now + MS["wait_grace"]
 
     def leave(self, tid: str) -> str:
         self.reap()
@@ -133,6 +159,8 @@ class Model:
         if token is None:
             if tid not in self.spent:
                 return "none"
+            if self.ended[tid] != "spent":
+                return self.ended[tid]
             until, left = self.done[tid]
             if until > self.now and left >= length:
                 self.done[tid][1] -= length
@@ -167,6 +195,7 @@ class Model:
             owed = [w for w in token.owed if not any(r[0] <= w[0] and w[1] <= r[1] for r in token.ranges)]
             if covered or (token.tail_done and not token.conns and not owed):
                 self.spent[tid] = token.expires
+                self.ended[tid] = "spent"
                 self.done[tid] = [self.now + MS["resume_grace"], min(CONFIG.resume_tail, SIZE)]
                 self._release(tid)
                 result = "complete"
@@ -189,7 +218,7 @@ class Model:
             if tid in self.tokens:
                 view[tid] = (self.tokens[tid].state, self.position(tid))
             elif tid in self.spent:
-                view[tid] = ("spent", 0)
+                view[tid] = (self.ended[tid], 0)
             else:
                 view[tid] = ("none", 0)
         return view
@@ -276,6 +305,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert actual == expected
         assert snap.active == len(self.model.lease) <= CONFIG.capacity
         assert snap.waiting == len(self.model.waiting())
+        assert snap.away == len(self.model.waiting(away=True))
 
 
 QueueMachine.TestCase.settings = settings(

@@ -60,8 +60,11 @@ TOKEN_STATE = {"type": "string", "enum": [str(state) for state in TokenState],
                "description": "The token's state in the queue."}
 MODE = {"type": "string", "enum": [str(mode) for mode in QueueMode]}
 NULLABLE_INT = {"type": ["integer", "null"]}
-LINE = {"waiting": {"type": "integer"}, "active": {"type": "integer"}, "capacity": {"type": "integer"},
-        "mode": MODE}
+LINE = {"waiting": {"type": "integer", "description": "Waiters in line and present"},
+        "active": {"type": "integer"}, "capacity": {"type": "integer"}, "mode": MODE}
+AWAY = {"type": "integer", "description": "Waiters away (no stream, no poll for WAIT_GRACE): they keep their "
+                                          "places for AWAY_GRACE, are not admitted meanwhile and do not delay "
+                                          "anyone behind them"}
 PREQUEUE = {  # a waiter that joined before its file's scheduled release: position null until it
     "release_at": {"type": "string", "format": "date-time",
                    "description": "Pre-queued: the release, when every pre-queued waiter is placed in line in a "
@@ -89,7 +92,7 @@ ADMIN_STATE = {
     "properties": {
         "now": {"type": "string", "format": "date-time"},
         "line": {"type": "object", "required": ["waiting", "active", "capacity", "mode"], "properties": {
-            **LINE, "admissions_per_second": {"type": "number"}, "newcomer_eta_seconds": NULLABLE_INT,
+            **LINE, "away": AWAY, "admissions_per_second": {"type": "number"}, "newcomer_eta_seconds": NULLABLE_INT,
             "egress_bytes_per_second": NULLABLE_INT, "admission_limit": NULLABLE_INT}},
         "settings": {"type": "object", "properties": {**SETTINGS["properties"], "mode": MODE}},
         "downloads": {"type": "array", "items": {"type": "object", "required": ["token_id", "state"], "properties": {

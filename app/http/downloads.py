@@ -65,16 +65,19 @@ def render(answer: Answer) -> Response:
     return Response(answer.body, status=answer.status, headers=headers, direct_passthrough=True)
 
 
-def serve(token: str) -> Response:
+def serve(token: str, wait_in_line: bool = False) -> Response:
+    """``wait_in_line``: a GET before the token's turn joins the line and answers 503 with
+    Retry-After (a terminal waits by retrying); the seed's route keeps refusing it."""
+    client_addr = (request.remote_addr or "") if wait_in_line and request.method == "GET" else None
     return render(downloading.answer(serving(), token, request.method, request.range, request.headers,
-                                     request.environ.get("gunicorn.socket")))
+                                     request.environ.get("gunicorn.socket"), client_addr))
 
 
 @bp.route("/api/v1/downloads/<token>", methods=["GET", "HEAD"])
 @bp.route("/api/v1/downloads/<token>/<filename>", methods=["GET", "HEAD"])
 def download(token: str, filename: str | None = None) -> Response:
     """The name in the URL is for tools that save under the URL's last segment (wget, curl -O)."""
-    return serve(token)
+    return serve(token, wait_in_line=True)
 
 
 def download_url(token: str, name: str) -> str:

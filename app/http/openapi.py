@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify
 from ..services.holders import SUBJECT_MAX
 from .api_schemas import (
     ADMIN_STATE,
+    AWAY,
     BEARER,
     CLIENT_STATE,
     ERROR,
@@ -148,8 +149,9 @@ def document() -> dict[str, Any]:
                                        "a token issued with the key and no subject counts against no one."}}})},
             "/api/v1/queue": {"get": _op("The line as a newcomer sees it", {200: _json({
                 "type": "object",
-                "required": ["capacity", "active", "waiting", "mode", "eta_seconds", "prequeued", "releases"],
-                "properties": {**LINE, "eta_seconds": NULLABLE_INT, "prequeued": PREQUEUE["prequeued"],
+                "required": ["capacity", "active", "waiting", "away", "mode", "eta_seconds", "prequeued",
+                             "releases"],
+                "properties": {**LINE, "away": AWAY, "eta_seconds": NULLABLE_INT, "prequeued": PREQUEUE["prequeued"],
                                "releases": {"type": "array", "description": "Scheduled releases with a pre-queue, "
                                                                           "soonest first (at most 10)",
                                             "items": {"type": "object",

@@ -89,6 +89,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("egress_budget", "egress_budget", "EGRESS_BUDGET", 0, 10**13, 0),
     Bound("min_rate", "min_rate", "MIN_RATE", 1, 10**13, 1 << 20),
     Bound("max_places_per_client", "max_places", "MAX_PLACES_PER_CLIENT", 0, 10**6, 32),
+    Bound("away_grace", "away_ms", "AWAY_GRACE", 0, SECONDS_HIGH, 600, seconds=True),
 )
 BOUND = {bound.name: bound for bound in BOUNDS}
 
@@ -121,7 +122,7 @@ BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 LUA_KEY_NAMES = {
     "waiting": "W", "presence": "P", "active": "A", "info": "I", "spent": "S", "counters": "C",
     "admits": "R", "journal": "J", "settings": "CFG", "owners": "O", "held": "H", "expiry": "E",
-    "done": "D", "stats": "ST", "places": "PL", "releases": "RL", "prequeue": "PQ",
+    "done": "D", "stats": "ST", "places": "PL", "releases": "RL", "prequeue": "PQ", "away": "AW",
 }
 ENUMS: dict[str, type[StrEnum]] = {
     "STATE": TokenState, "REPLY": Reply, "OUTCOME": Outcome, "DROP": DropReason, "MODE": QueueMode,

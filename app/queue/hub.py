@@ -114,15 +114,17 @@ class QueueHub:
     # -- waiters ---------------------------------------------------------------------
     def attach(self, token_id: str, snap: Snapshot) -> Waiter:
         """Track a local waiter from the snapshot its (holding) join returned."""
-        line = self.tracker.last_snapshot
-        if line is None or line.epoch != snap.epoch or line.version < snap.version:
-            line = snap  # otherwise share the tracker's newer figures: one object, not one per waiter
-        waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap.epoch, line)
-        if snap.state != WaiterState.WAITING:
-            waiter.state = WaiterState.READY if snap.state in HAS_SLOT else WaiterState.GONE
-        if self.closed:
-            waiter.state = WaiterState.CLOSED
         with self._lock:
+            line = self.tracker.last_snapshot
+            if line is None or line.epoch != snap.epoch or line.version < snap.version:
+                line = snap  # otherwise share the tracker's figures: one object, not one per waiter
+            elif line.version == snap.version:  # a join publishes nothing: its reply counts the newcomer
+                self.tracker.last_snapshot = line = snap
+            waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap.epoch, line)
+            if snap.state != WaiterState.WAITING:
+                waiter.state = WaiterState.READY if snap.state in HAS_SLOT else WaiterState.GONE
+            if self.closed:
+                waiter.state = WaiterState.CLOSED
             self.waiters.setdefault(token_id, set()).add(waiter)
             if self.tracker.catch_up(waiter) != Change.SAME:
                 self._dirty = True

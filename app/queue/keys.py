@@ -7,7 +7,9 @@ Redis Cluster slot and one Lua script may touch them together:
 key                     type    contents
 ======================  ======  ====================================================
 ``{dq:Q}:waiting``      ZSET    token id -> join number (the FIFO order)
-``{dq:Q}:presence``     ZSET    waiting token id held by no live stream -> deadline (ms)
+``{dq:Q}:presence``     ZSET    waiting token id held by no live stream -> deadline (ms): present
+                                until it, then away until the next (away.lua)
+``{dq:Q}:away``         ZSET    away token id -> join number (out of the line until it returns)
 ``{dq:Q}:active``       ZSET    admitted token id -> lease deadline (ms, Redis time)
 ``{dq:Q}:info``         HASH    token id -> JSON state (waiting, admitted, downloading, paused)
 ``{dq:Q}:spent``        ZSET    completed token id -> token expiry (ms); pruned when expired
@@ -18,7 +20,8 @@ key                     type    contents
 ``{dq:Q}:owners``       ZSET    process id -> last sign of life (ms)
 ``{dq:Q}:held``         ZSET    ``owner|w|token`` / ``owner|d|token|conn``: what each process holds
 ``{dq:Q}:expiry``       ZSET    waiting token id -> token expiry (ms)
-``{dq:Q}:done``         HASH    completed (or removed) token id -> resumable-until, tail budget
+``{dq:Q}:done``         HASH    completed, removed, lapsed or missed token id -> resumable-until,
+                                tail budget, what happened
 ``{dq:Q}:stats``        HASH    running totals and the last hour per minute (metrics, admin)
 ``{dq:Q}:places``       ZSET    client (address, /64 or issuer's subject) -> places it holds
 ``{dq:Q}:releases``     ZSET    file id -> release time (ms): files whose pre-queue awaits placing
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 
 # the order every script receives its KEYS in (the generated header names them: constants.LUA_KEY_NAMES)
 SCRIPT_KEYS = ("waiting", "presence", "active", "info", "spent", "counters", "admits", "journal",
-               "settings", "owners", "held", "expiry", "done", "stats", "places", "releases", "prequeue")
+               "settings", "owners", "held", "expiry", "done", "stats", "places", "releases", "prequeue", "away")
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ class Snapshot:
     limit: int | None = None  # with a budget: downloads it allows to run now (<= capacity)
     places: int | None = None  # a join refused as too_many_places: the places its client holds
     prequeued: int = 0  # waiters in the pre-queues of scheduled releases (every file)
+    away: int = 0  # waiters whose presence stopped: keeping their places, not admitted meanwhile
     release_at: int | None = None  # a pre-queued join: the release time (ms) of its file
     added: list[int] = field(default_factory=list)  # join numbers a release placed in the line
     placed: list[tuple[str, int]] = field(default_factory=list)  # (token id, join number) it placed
@@ -89,6 +90,7 @@ class Snapshot:
             limit=None if data.get("limit") is None else int(data["limit"]),
             places=None if data.get("places") is None else int(data["places"]),
             prequeued=int(data.get("prequeued") or 0),
+            away=int(data.get("away") or 0),
             release_at=None if data.get("release_at") is None else int(data["release_at"]),
             added=[int(s) for s in data.get("added") or []],
             placed=[(str(p[0]), int(p[1])) for p in data.get("placed") or []],

@@ -25,6 +25,7 @@ class QueueSettings:
     egress_budget: int = int(BOUND["egress_budget"].default)  # bytes/s for the deployment; 0: none
     min_rate: int = int(BOUND["min_rate"].default)  # bytes/s: with a budget, the least a download gets
     max_places_per_client: int = int(BOUND["max_places_per_client"].default)  # 0: no cap
+    away_grace: float = BOUND["away_grace"].default  # a waiter keeps its place away this long; 0: none
     mode: QueueMode = QueueMode.OPEN  # set by operators, never seeded
 
     @classmethod

@@ -22,6 +22,8 @@ class TokenState(StrEnum):
     FULL = "full"  # refused: the line is at its length limit
     DRAINING = "draining"  # refused: the line takes no newcomers
     TOO_MANY_PLACES = "too_many_places"  # refused: its client holds MAX_PLACES_PER_CLIENT places
+    LAPSED = "lapsed"  # out of the line: away for longer than the away grace
+    MISSED = "missed"  # out of the line: its turn came and passed unused
 
 
 # the states in which a token has one of the queue's download slots
@@ -38,6 +40,8 @@ class ClientState(StrEnum):
     NOT_QUEUED = "not_queued"
     EXPIRED = "expired"
     REMOVED = "removed"
+    LAPSED = "lapsed"  # away longer than the away grace: the place is gone
+    MISSED = "missed"  # the turn came and passed unused
 
 
 CLIENT_STATE_OF: dict[str, ClientState] = {
@@ -49,6 +53,8 @@ CLIENT_STATE_OF: dict[str, ClientState] = {
     TokenState.NONE: ClientState.NOT_QUEUED,
     TokenState.EXPIRED: ClientState.EXPIRED,
     TokenState.REMOVED: ClientState.REMOVED,
+    TokenState.LAPSED: ClientState.LAPSED,
+    TokenState.MISSED: ClientState.MISSED,
 }
 
 

@@ -18,17 +18,20 @@ from ..catalog.service import get_file
 from ..delivery.bandwidth import HostBandwidth
 from ..delivery.ranges import Selection, evaluate_preconditions, select
 from ..delivery.sender import Transfer
-from ..errors import AppError
+from ..errors import AppError, WaitingInLine
 from ..queue.engine import QueueEngine
+from ..queue.eta import eta_seconds
 from ..queue.housekeeping import Retries
 from ..queue.replies import Snapshot
-from ..queue.states import HAS_SLOT, Reply
+from ..queue.states import HAS_SLOT, Reply, TokenState
 from ..storage.errors import FileWithdrawn
 from ..storage.files import Files
 from ..storage.sources import Source
 from .refusals import not_admitted, refusal
 from .tokens import TokenClaims
-from .waiting import claims_for
+from .waiting import claims_for, join_claims
+
+WAIT_RETRY_MAX = 10  # seconds: a client waiting by retrying asks at least this often (its presence)
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,12 @@ class Answer:
 
 
 def answer(serving: Serving, token: str, method: str, range_: Range | None, headers: Mapping[str, str],
-           sock: Any = None) -> Answer:
+           sock: Any = None, client_addr: str | None = None) -> Answer:
     """The download request from start to finish; refusals raise the error the client sees.
 
-    A client whose copy is current hears so without spending the token or touching the queue."""
+    A client whose copy is current hears so without spending the token or touching the queue.
+    With ``client_addr``, a GET by a token whose turn has not come joins the line (see
+    ``wait_in_line``): a terminal waits by retrying, with no script."""
     plan = describe(serving.config, serving.files, token, range_, headers.get("If-Range"))
     if evaluate_preconditions(headers, method, plan.etag, plan.last_modified) is not None:
         return Answer(plan, 304)
@@ -78,7 +83,7 @@ def answer(serving: Serving, token: str, method: str, range_: Range | None, head
     if method == "HEAD":
         check_turn(serving.engine, plan)
         return Answer(plan, status)
-    opened = begin(serving.engine, plan)
+    opened = begin(serving.engine, plan, client_addr)
     prefix = serving.config["X_ACCEL_REDIRECT"]
     if prefix:
         return Answer(plan, 200, accel_path=hand_off(serving.engine, plan, opened, prefix))
@@ -125,14 +130,34 @@ class Opened:
     tail: bool
 
 
-def begin(engine: QueueEngine, plan: DownloadPlan) -> Opened:
-    """Open a connection on the token's slot (or its resumable tail)."""
+def begin(engine: QueueEngine, plan: DownloadPlan, client_addr: str | None = None) -> Opened:
+    """Open a connection on the token's slot (or its resumable tail); with ``client_addr``, a
+    token not admitted yet waits in line first."""
     conn_id = f"c{uuid.uuid4().hex}"
     sel = plan.selection
     snap = engine.start(plan.claims.token_id, conn_id, sel.length, sel.start)
+    if snap.state in (TokenState.WAITING, TokenState.NONE) and client_addr is not None:
+        wait_in_line(engine, plan.claims, client_addr)
+        snap = engine.start(plan.claims.token_id, conn_id, sel.length, sel.start)
     if snap.state not in (Reply.OK, Reply.TAIL):
         _refuse(snap.state, snap.position)
     return Opened(conn_id, snap.state == Reply.TAIL)
+
+
+def wait_in_line(engine: QueueEngine, claims: TokenClaims, client_addr: str) -> None:
+    """Join (or renew the place: each request counts as presence, as a poll does); returns when
+    the token holds a slot, else raises ``WaitingInLine``: 503 with the place, the ETA and a
+    Retry-After short enough to keep the place present (curl --retry and wget wait that long)."""
+    snap = join_claims(engine, claims, client_addr, streamed=False)
+    if snap.state in HAS_SLOT:
+        return
+    eta = eta_seconds(snap, snap.position) if snap.position else None
+    grace = snap.settings.wait_grace if snap.settings else WAIT_RETRY_MAX
+    retry = max(1, min(WAIT_RETRY_MAX, int(grace // 3), eta or WAIT_RETRY_MAX))
+    where = f"You are number {snap.position} in line" if snap.position else "You wait for the file's release"
+    about = f", about {eta} s to go" if eta is not None else ""
+    raise WaitingInLine(f"{where}{about}; ask again in {retry} s and the same request downloads the file.",
+                        position=snap.position, eta_seconds=eta, retry_after=retry)
 
 
 def close(engine: QueueEngine, plan: DownloadPlan, opened: Opened) -> None:

@@ -77,6 +77,7 @@ def describe(inspection: Inspection) -> dict[str, Any]:
         "now": _ms_iso(snap.now),
         "line": {
             "waiting": snap.waiting,
+            "away": snap.away,  # keeping their places (AWAY_GRACE), not admitted until they return
             "active": snap.active,
             "capacity": snap.capacity,
             "mode": str(snap.mode),

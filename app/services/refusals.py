@@ -7,6 +7,7 @@ from ..errors import (
     AppError,
     NotInQueue,
     NotYourTurn,
+    PlaceLapsed,
     QueueDraining,
     QueueFull,
     TokenExpired,
@@ -14,6 +15,7 @@ from ..errors import (
     TokenSpent,
     TooManyConnections,
     TooManyPlaces,
+    TurnMissed,
 )
 from ..queue.replies import Snapshot
 from ..queue.states import Reply, TokenState
@@ -28,12 +30,25 @@ def retry_after(snap: Snapshot) -> int:
     return max(1, math.ceil(1 / snap.rate))
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
 def refusal(state: str | None, snap: Snapshot | None = None, position: int | None = None) -> AppError | None:
     """The error for a state that stops what the client asked (None: nothing stops it)."""
     if state == TokenState.SPENT:
         return TokenSpent("This token has already been used for a complete download.")
     if state == TokenState.REMOVED:
         return TokenRemoved("An operator removed this token from the queue; request a new one.")
+    if state == TokenState.LAPSED:
+        grace = snap.settings.away_grace if snap and snap.settings else None
+        away = f" after {_duration(grace)} away" if grace else " while you were away"
+        return PlaceLapsed(f"Your place lapsed{away}; request a new token to join again.")
+    if state == TokenState.MISSED:
+        return TurnMissed("Your turn came and passed unused while you were away; request a new token to "
+                          "join again.")
     if state == TokenState.EXPIRED:
         return TokenExpired("The token has expired; request a new one.")
     if state == TokenState.DRAINING:

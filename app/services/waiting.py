@@ -79,10 +79,10 @@ def join(engine: QueueEngine, config: Mapping[str, Any], token: str, client_addr
     process's housekeeping must be running); otherwise the place is kept for the wait grace and
     renewed by status polls."""
     claims = claims_for(config, token)
-    return claims, _join(engine, claims, client_addr, streamed)
+    return claims, join_claims(engine, claims, client_addr, streamed)
 
 
-def _join(engine: QueueEngine, claims: TokenClaims, client_addr: str, streamed: bool) -> Snapshot:
+def join_claims(engine: QueueEngine, claims: TokenClaims, client_addr: str, streamed: bool) -> Snapshot:
     record = get_file(claims.file_id)
     snap = engine.join(claims.token_id, record.id, record.size, claims.expires_at, client_addr, streamed=streamed,
                        holder=holder_of(client_addr, claims.issued, claims.subject),
@@ -147,6 +147,7 @@ def summary(engine: QueueEngine) -> dict[str, Any]:
         "capacity": snap.capacity,
         "active": snap.active,
         "waiting": snap.waiting,
+        "away": snap.away,
         "mode": str(snap.mode),
         "eta_seconds": newcomer_eta(snap),
         "prequeued": snap.prequeued,
@@ -215,7 +216,7 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
                 hub.detach(waiter)
                 try:
                     with app_context():  # the stream outlives its request's context
-                        snap = _join(engine, claims, client_addr, streamed=True)
+                        snap = join_claims(engine, claims, client_addr, streamed=True)
                 except AppError as exc:
                     yield QueueEvent(EventKind.ERROR, exc.to_dict())
                     return
@@ -249,13 +250,14 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
 
 
 def _gone_event(engine: QueueEngine, claims: TokenClaims) -> QueueEvent:
-    """Why a waiter left the line without admission: expired, removed by an operator, or lapsed."""
+    """Why a waiter left the line without admission: expired, removed by an operator, lapsed after
+    its time away, or its turn missed."""
     if claims.expires_at <= time.time():
         return QueueEvent(EventKind.ERROR,
                           TokenExpired("The token expired while waiting; request a new one.").to_dict())
     try:
-        state = engine.status([claims.token_id]).tokens[claims.token_id].state
+        snap = engine.status([claims.token_id])
     except AppError:
-        state = None
-    return QueueEvent(EventKind.ERROR, (refusal(state) or lapsed()).to_dict())
+        return QueueEvent(EventKind.ERROR, lapsed().to_dict())
+    return QueueEvent(EventKind.ERROR, (refusal(snap.tokens[claims.token_id].state, snap) or lapsed()).to_dict())
 

@@ -209,6 +209,7 @@ class FreezingProxy:
         self._request: dict[int, bytes] = {}  # connection -> the start of its latest request
         self._count = 0
         self._sockets: list[socket.socket] = []
+        self._upstream: dict[int, socket.socket] = {}
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -221,6 +222,7 @@ class FreezingProxy:
             upstream = socket.create_connection(("127.0.0.1", self.target))
             self._count += 1
             self._sockets += [client, upstream]
+            self._upstream[self._count] = upstream
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(self._count, source, sink, source is client),
                                  daemon=True).start()
@@ -249,6 +251,16 @@ class FreezingProxy:
         chosen = {n for n, request in self._request.items() if request.startswith(prefix)}
         self._frozen.update(chosen)
         return len(chosen)
+
+    def cut(self, prefix: bytes) -> int:
+        """Like ``freeze``, and the server's side of those connections is closed too: the server
+        sees its client leave (a phone's connection reset by its carrier) while the page, frozen
+        or asleep, hears nothing. How many connections were cut."""
+        frozen = self.freeze(prefix)
+        for number in {n for n, request in self._request.items() if request.startswith(prefix)}:
+            with contextlib.suppress(OSError):
+                self._upstream[number].shutdown(socket.SHUT_RDWR)
+        return frozen
 
     def close(self) -> None:
         self._closed = True

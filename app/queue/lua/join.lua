@@ -44,7 +44,7 @@ elseif expires <= NOW then
   state = STATE.EXPIRED
 elseif QUEUE_MODE == MODE.DRAINING then
   state = STATE.DRAINING
-elseif redis.call('ZCARD', W) + (tonumber(redis.call('HGET', PQ, 'all')) or 0) >= MAX_LEN then
+elseif redis.call('ZCARD', W) + redis.call('ZCARD', AW) + (tonumber(redis.call('HGET', PQ, 'all')) or 0) >= MAX_LEN then
   state = STATE.FULL
 elseif held and MAX_PLACES > 0 and held >= MAX_PLACES then
   state = STATE.TOO_MANY_PLACES

@@ -6,7 +6,8 @@
 -- Returns JSON: the snapshot plus tokens = {id: [state, position or 0, lease deadline or 0,
 --   bytes the client acknowledged so far, file size, join number or 0]} (a pre-queued waiter:
 --   waiting at position 0 with join number 0),
---   state = waiting|admitted|downloading|paused|spent|removed|none. Reaps and admits first.
+--   state = waiting|admitted|downloading|paused|spent|removed|lapsed|missed|none. Reaps, renews
+--   the presence it was asked to (an away waiter comes back), admits, then answers.
 --- @include "reclaim"
 --- @include "admission"
 --- @include "holds"
@@ -18,6 +19,19 @@ if mode == STATUS_MODE.RESYNC and OWNER == '' then bad('owner') end
 if #ARGV - ARG - 1 > MAX_STATUS_IDS then bad('too many token ids') end
 for n = ARG + 2, #ARGV do arg_id(n, 'token id') end
 begin()
+for n = ARG + 2, #ARGV do  -- first the presence the asking renews: one that came back may be admitted now
+  local id = ARGV[n]
+  local info = mode ~= STATUS_MODE.READ and get_info(id)
+  if info and info.s == STATE.WAITING then
+    if mode == STATUS_MODE.POLL and info.o == nil then
+      come_back(id, info)
+      put_info(id, info)
+      redis.call('ZADD', P, NOW + WAIT_MS, id)
+    elseif mode == STATUS_MODE.RESYNC then
+      attend(id, info)
+    end
+  end
+end
 fill()
 local snap = publish()
 local tokens = {}
@@ -25,13 +39,6 @@ for n = ARG + 2, #ARGV do
   local id = ARGV[n]
   local info = get_info(id)
   if info then
-    if info.s == STATE.WAITING and mode ~= STATUS_MODE.READ then
-      if mode == STATUS_MODE.POLL and info.o == nil then
-        redis.call('ZADD', P, NOW + WAIT_MS, id)
-      elseif mode == STATUS_MODE.RESYNC then
-        attend(id, info)
-      end
-    end
     tokens[id] = {info.s, position(id) or 0, tonumber(redis.call('ZSCORE', A, id) or 0), info.b or 0,
       info.z or 0, info.q or 0}
   elseif ended(id) then

@@ -91,6 +91,7 @@
     $("mode").textContent = line.mode;
     $("mode").dataset.mode = line.mode;
     text("waiting", line.waiting);
+    text("away", line.away);
     text("active", line.active);
     text("capacity", line.capacity);
     text("eta", line.newcomer_eta_seconds === null ? "unknown" : line.newcomer_eta_seconds + " s");

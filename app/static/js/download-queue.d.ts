@@ -46,13 +46,18 @@ export interface QueueError {
   position?: number;
 }
 
+/** `following`: true in a tab that follows another tab of the same file (that tab streams and
+ * downloads; this one hears what it hears). */
 export interface QueueHandlers {
-  onPosition?(view: QueuePosition): void;
-  onReady?(ready: QueueReady): void;
-  onProgress?(progress: DownloadProgress): void;
-  onDone?(done: DownloadDone): void;
-  onError?(error: QueueError): void;
-  onState?(state: "joining" | "waiting" | "reconnecting" | "disconnected"): void;
+  onPosition?(view: QueuePosition, following: boolean): void;
+  onReady?(ready: QueueReady, following: boolean): void;
+  onProgress?(progress: DownloadProgress, following: boolean): void;
+  onDone?(done: DownloadDone, following: boolean): void;
+  /** `place_lapsed` (away longer than AWAY_GRACE) and `turn_missed` say what happened while away */
+  onError?(error: QueueError, following: boolean): void;
+  onState?(state: "joining" | "waiting" | "reconnecting" | "disconnected", following: boolean): void;
+  /** another tab of this file left the line or cancelled the download */
+  onLeft?(nothing: null, following: boolean): void;
 }
 
 export interface Ticket {

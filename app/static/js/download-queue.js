@@ -9,18 +9,29 @@
  *     onDone(done) {},      // {bytes, size, sha256}: the client acknowledged every byte
  *     onError(error) {},    // {code, message, retry_after?}: the place is gone (or never given)
  *     onState(state) {},    // "joining" | "waiting" | "reconnecting"
+ *     onLeft() {},          // another tab of this file left the line (or cancelled the download)
  *   });
+ *
+ * Every handler gets a second argument, `following`: true in a tab that follows another tab of the
+ * same file (only the leading tab streams and downloads; see below).
  *   place.leave();          // give the place (or the slot) back: leaving, or cancelling a download
  *
  * After `ready`, the client follows the download's progress as the server counts it (what the
  * browser acknowledged) when onProgress or onDone is given. Types: download-queue.d.ts.
  *
- * The token is kept in sessionStorage, so a reload (or a dropped connection) re-attaches
- * to the same place while the server keeps it (WAIT_GRACE). EventSource reconnects by
+ * The token is kept in localStorage, so a reload, a dropped connection, a second or a duplicated
+ * tab re-attach to the same place while the server keeps it. Of several tabs of one file, one
+ * leads (a Web Lock per file): it holds the stream and starts the download; the others hear
+ * everything from it over a BroadcastChannel, and one of them takes over if it closes. EventSource reconnects by
  * itself; the server keeps the place across reconnects. A connection that died silently (a
  * phone's radio, a NAT that forgot it, a frozen tab) is noticed: the page reconnects at once
  * when it becomes visible again or the browser comes back online, and whenever nothing (not even
- * a heartbeat) arrived for twice the server's heartbeat interval.
+ * a heartbeat) arrived for twice the server's heartbeat interval. A "ready" that arrives after
+ * such a silence (a frozen page waking up) is checked with a fresh stream before it is believed.
+ *
+ * While away (no stream, no poll for the server's WAIT_GRACE) a place is kept for AWAY_GRACE but
+ * not admitted; coming back takes the next free slot. A place that lapsed or a turn that passed
+ * while away is an error event (place_lapsed, turn_missed): never a silent new place.
  */
 (function (global) {
   "use strict";
@@ -28,8 +39,8 @@
   var PREFIX = "download-queue:file:";
   var HEARTBEAT_SECONDS = 15;  // until the server's first heartbeat says its interval
 
-  function storage() {
-    try { return global.sessionStorage; } catch (e) { return null; }
+  function storage() {  // shared by the browser's tabs of this site: one place per person, not per tab
+    try { return global.localStorage; } catch (e) { return null; }
   }
 
   function savedTicket(fileId) {
@@ -69,7 +80,25 @@
   function joinQueue(fileId, handlers, options) {
     handlers = handlers || {};
     options = options || {};
-    var call = function (name, value) { if (typeof handlers[name] === "function") handlers[name](value); };
+    // One tab leads: it holds the file's lock (Web Locks), the stream and the download, and tells
+    // the other tabs of this file (BroadcastChannel) everything it hears; they follow it, and one
+    // of them takes over if it closes. Without Web Locks every tab leads, as one page alone does.
+    var locks = global.navigator && global.navigator.locks;
+    var channel = global.BroadcastChannel ? new global.BroadcastChannel(PREFIX + fileId) : null;
+    var leading = !locks;
+    var latest = {};  // the leader's latest word of each kind, for a tab that opens later
+    var unlock = null;
+    var attaching = !!savedTicket(fileId);  // a place exists: this tab never makes another
+    var handle = function (name, value) {
+      if (typeof handlers[name] === "function") handlers[name](value, !leading);
+    };
+    var call = function (name, value) {
+      if (leading && channel) {
+        latest[name] = value;
+        channel.postMessage({ name: name, value: value });
+      }
+      handle(name, value);
+    };
     var source = null;
     var ticket = null;
     var finished = false;
@@ -83,6 +112,7 @@
       finished = true;
       stopWatching();
       if (source) source.close();
+      if (unlock) unlock();
     }
 
     function stopWatching() {
@@ -127,6 +157,13 @@
         call("onPosition", JSON.parse(event.data));
       });
       on("ready", function (event) {
+        if (Date.now() - heard > 2 * heartbeat * 1000) {
+          // heard after a silence no live stream has (a frozen page waking up): the turn may have
+          // passed meanwhile, so ask again before announcing it (the server answers ready again,
+          // or what happened)
+          reconnect();
+          return;
+        }
         stopWatching();
         mine.close();
         var ready = JSON.parse(event.data);
@@ -172,24 +209,61 @@
       get token() { return ticket && ticket.token; },
       close: finish,
       forget: function () { forgetTicket(fileId); },
-      leave: function () {
+      leave: function () {  // from any tab: every tab of this file hears it
+        var held = ticket || savedTicket(fileId);
         finish();
         forgetTicket(fileId);
-        if (!ticket) return Promise.resolve(null);
-        return fetch(ticket.queue_url, { method: "DELETE" }).then(function (r) { return r.json(); });
+        if (channel) channel.postMessage({ name: "left" });
+        if (!held) return Promise.resolve(null);
+        return fetch(held.queue_url, { method: "DELETE" }).then(function (r) { return r.json(); });
       },
     };
 
-    call("onState", "joining");
-    var existing = savedTicket(fileId);
-    (existing ? Promise.resolve(existing) : issueToken(fileId, options.apiKey))
-      .then(function (issued) {
-        ticket = issued;
-        var store = storage();
-        if (store) store.setItem(PREFIX + fileId, JSON.stringify(issued));
-        if (!finished) listen();
-      })
-      .catch(function (error) { finish(); call("onError", error); });
+    if (channel) {
+      channel.onmessage = function (event) {
+        var message = event.data;
+        if (finished) return;
+        if (message.name === "left") {  // another tab left the line (or cancelled the download)
+          finish();
+          handle("onLeft", null);
+        } else if (leading) {
+          if (message.name === "hello") {
+            ["onState", "onPosition", "onReady", "onProgress"].forEach(function (name) {
+              if (name in latest) channel.postMessage({ name: name, value: latest[name] });
+            });
+          }
+        } else if (message.name !== "hello") {
+          if (message.name === "onDone" || message.name === "onError") finish();
+          handle(message.name, message.value);
+        }
+      };
+    }
+
+    function lead() {
+      leading = true;
+      call("onState", "joining");
+      var existing = savedTicket(fileId);
+      (existing ? Promise.resolve(existing) : issueToken(fileId, options.apiKey))
+        .then(function (issued) {
+          ticket = issued;
+          var store = storage();
+          if (store) store.setItem(PREFIX + fileId, JSON.stringify(issued));
+          if (!finished) listen();
+        })
+        .catch(function (error) { finish(); call("onError", error); });
+    }
+
+    if (!locks) {
+      lead();
+    } else {
+      handle("onState", "joining");
+      locks.request(PREFIX + fileId, function () {
+        // the leader is gone: take over its place, but never make a new one for a place that ended
+        if (finished || (attaching && !savedTicket(fileId))) return null;
+        return new Promise(function (resolve) { unlock = resolve; lead(); });
+      });
+      if (channel) channel.postMessage({ name: "hello" });
+    }
     return place;
   }
 

@@ -18,6 +18,15 @@
   var current = null;
   var downloading = false;
   var lastAnnounced = null;
+  var reconnecting = false;  // the next position heard is the server saying the place is kept
+
+  function remembered(key) {  // shared by this site's tabs (localStorage), if the browser lets us
+    try { return localStorage.getItem(key) !== null; } catch (e) { return false; }
+  }
+
+  function remember(key) {
+    try { localStorage.setItem(key, "1"); } catch (e) { /* private mode: per page only */ }
+  }
 
   function human(seconds) {
     if (seconds < 60) return Math.max(1, Math.round(seconds)) + " s";
@@ -53,6 +62,12 @@
     el.message.hidden = !text;
   }
 
+  // focus follows the one action that makes sense now, unless the person is elsewhere on the page
+  function focusOn(control) {
+    var active = document.activeElement;
+    if (!active || active === document.body || active === el.start || active === el.leave) control.focus();
+  }
+
   function primary(label) {  // the one action while not in line
     el.start.hidden = false;
     el.start.disabled = false;
@@ -61,6 +76,7 @@
     el.place.hidden = true;
     el.progress.hidden = true;
     downloading = false;
+    focusOn(el.start);
   }
 
   var release = $("release");
@@ -111,7 +127,11 @@
     el.capacity.textContent = view.capacity;
     setState("waiting", "You are in line. Keep this page open; the download starts by itself.");
     title("#" + view.position + " in line");
-    if (view.position !== lastAnnounced) {
+    if (reconnecting) {  // the server answered the reconnect: only now is the place known to be kept
+      reconnecting = false;
+      lastAnnounced = view.position;
+      say("Reconnected. Your place is kept: number " + view.position + " in line.");
+    } else if (view.position !== lastAnnounced) {
       lastAnnounced = view.position;
       say("You are number " + view.position + " in line. " + el.eta.textContent);
     }
@@ -122,24 +142,27 @@
     if (Notification.permission === "granted") new Notification("Your turn: " + fileName, { body: "The download is starting." });
   }
 
-  function onReady(ready) {
+  function onReady(ready, following) {
+    reconnecting = false;
     el.place.hidden = true;
     el.leave.hidden = false;
     el.leave.textContent = "Cancel download";
+    focusOn(el.leave);
     downloading = true;
     title("Your turn");
     notifyTurn();
     say("It's your turn. Your download is starting.");
-    // the browser's own download (nothing is buffered in this page), started once per token: a
-    // reload during the download follows its progress instead of starting a second one
+    // the browser's own download (nothing is buffered in this page), started once per token by
+    // the leading tab: a reload, or another tab of this file, follows its progress instead
     var started = "download-queue:started:" + ready.token;
-    if (!sessionStorage.getItem(started)) {
-      sessionStorage.setItem(started, "1");
+    if (!following && !remembered(started)) {
+      remember(started);
       el.fallback.href = ready.download_url;
       el.fallback.setAttribute("download", "");
       el.fallback.click();
     }
-    setState("downloading", "It's your turn: your browser is downloading the file.");
+    setState("downloading", following ? "It's your turn: your browser is downloading the file (started in another tab)."
+      : "It's your turn: your browser is downloading the file.");
     el.progress.hidden = false;
     el.bar.value = 0;
     el.progressText.textContent = "Starting…";
@@ -165,6 +188,14 @@
     primary("Download again");
   }
 
+  function onLeft() {
+    current = null;
+    setState("left", "You left the line in another tab.");
+    say("You left the line in another tab.");
+    title("");
+    primary("Download");
+  }
+
   function onError(error) {
     current = null;
     var seconds = error.retry_after ? Math.max(1, Math.round(error.retry_after)) : null;
@@ -176,18 +207,26 @@
       token_spent: ["This download has already completed.", "Download again"],
       token_removed: ["The operators removed this download from the line.", "Join the line again"],
       not_in_queue: ["Your place or your download slot lapsed.", "Join the line again"],
+      place_lapsed: [error.message ? error.message.replace(/;.*$/, ".") : "Your place lapsed while you were away.",
+        "Join the line again"],
+      turn_missed: ["Your turn came while you were away and passed to the next person.", "Join the line again"],
       invalid_token: ["Your saved place could not be read.", "Get a new place"],
     }[error.code] || [error.message || "Something went wrong.", "Try again"];
+    reconnecting = false;
     setState("error", "You are not in line.");
+    say("");  // the message is an alert: read once, by itself
     showMessage(words[0]);
-    say(words[0]);
     title("");
     primary(words[1]);
   }
 
   function onState(state) {
     if (state === "joining") setState("joining", "Joining the line…");
-    if (state === "reconnecting") setState("reconnecting", "Connection lost; reconnecting. Your place is kept.");
+    if (state === "reconnecting" && !reconnecting) {  // announced once per loss, not per retry
+      reconnecting = true;
+      setState("reconnecting", "Connection lost; reconnecting…");
+      say("Connection lost; reconnecting.");
+    }
   }
 
   function start() {
@@ -197,9 +236,10 @@
     el.start.hidden = true;
     el.leave.hidden = false;
     el.leave.textContent = "Leave the line";
+    focusOn(el.leave);
     current = joinQueue(fileId, {
       onPosition: onPosition, onReady: onReady, onProgress: onProgress, onDone: onDone,
-      onError: onError, onState: onState,
+      onError: onError, onState: onState, onLeft: onLeft,
     });
   }
 

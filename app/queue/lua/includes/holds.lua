@@ -4,6 +4,7 @@
 --- @include "records"
 --- @include "settings"
 --- @include "clock"
+--- @include "away"
 
 -- forget every process's hold on a token (its streams and its connections)
 local function unbind_all(id, info)
@@ -16,6 +17,7 @@ end
 
 -- a waiter is seen: held by the calling process's stream, or (no stream) its presence renewed
 local function attend(id, info)
+  come_back(id, info)
   if OWNER ~= '' then
     info.o = info.o or {}
     if not info.o[OWNER] then

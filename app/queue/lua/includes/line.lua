@@ -28,6 +28,7 @@ local function drop_waiter(id, reason)
     free_place(info)
     if info.pq then unqueue(id, info) end
   end
+  redis.call('ZREM', AW, id)
   redis.call('ZREM', P, id)
   redis.call('ZREM', E, id)
   redis.call('HDEL', I, id)
@@ -63,12 +64,13 @@ local function complete(id, info)
   release(id, info, OUTCOME.COMPLETED)
 end
 
--- a token out of the line for good: STATE.SPENT (completed) or STATE.REMOVED (by an operator),
--- with its done entry; nil when neither
+-- a token out of the line for good: STATE.SPENT (completed), STATE.REMOVED (by an operator),
+-- STATE.LAPSED or STATE.MISSED (away.lua), with its done entry; nil when none
 local function ended(id)
   if not redis.call('ZSCORE', S, id) then return nil, nil end
   local raw = redis.call('HGET', D, id)
   local done = raw and cjson.decode(raw)
   if done and done.x == 1 then return STATE.REMOVED, done end
+  if done and done.g then return done.g, done end
   return STATE.SPENT, done
 end

@@ -102,9 +102,13 @@ local function draw(file, draws)
     if info then
       info.pq, info.q, info.d = nil, base + drawn, drawn
       put_info(id, info)
-      redis.call('ZADD', W, base + drawn, id)
-      added[#added + 1] = base + drawn
-      placed_ids[#placed_ids + 1] = {id, base + drawn}
+      if info.aw then  -- away (away.lua): its place is kept out of the line until it returns
+        redis.call('ZADD', AW, base + drawn, id)
+      else
+        redis.call('ZADD', W, base + drawn, id)
+        added[#added + 1] = base + drawn
+        placed_ids[#placed_ids + 1] = {id, base + drawn}
+      end
     end
   end
   redis.call('HSET', PQ, pq_field(file, 'n'), n, pq_field(file, 'drawn'), drawn)

@@ -56,10 +56,20 @@ local function reap()
   end
   for _, id in ipairs(due(A)) do
     local info = get_info(id) or {}
-    release(id, info, expired_outcome(info))
+    local outcome = expired_outcome(info)
+    release(id, info, outcome)
+    if outcome == OUTCOME.NO_SHOW then remember(id, info, STATE.MISSED) end
   end
   if budget > 0 then budget = reap_owners(budget) end
-  for _, id in ipairs(due(P)) do drop_waiter(id, DROP.LAPSED) end
+  for _, id in ipairs(due(P)) do
+    local info = get_info(id)
+    if info and not info.aw and AWAY_MS > 0 then
+      go_away(id, info)
+    else
+      drop_waiter(id, DROP.LAPSED)
+      if info then remember(id, info, STATE.LAPSED) end
+    end
+  end
   for _, id in ipairs(due(E)) do drop_waiter(id, DROP.EXPIRED) end
   for _, id in ipairs(due(S)) do
     redis.call('ZREM', S, id)

@@ -20,10 +20,12 @@
 --   pt, pb  time (ms) and bytes of the last throughput sample
 --   pq  1: waits in its file's pre-queue, no join number yet (its index is in PQ, prequeue.lua)
 --   d   the place a scheduled release drew for it (1: the first)
+--   aw  away since (ms): its presence stopped; out of the line W, in the away set (away.lua)
 --
 -- The done entry of a completed or removed token (D: token id -> JSON):
 --   u   resumable until (ms)     r   tail bytes it may still fetch without a slot
 --   x   1: an operator removed it (it may not join or download again)
+--   g   STATE.LAPSED or STATE.MISSED: what ended it without a download (at: when, ms)
 
 local function get_info(id)
   local raw = redis.call('HGET', I, id)

@@ -30,6 +30,7 @@ local function snapshot()
     slots = slots,
     cycle = cycle,
     prequeued = tonumber(redis.call('HGET', PQ, 'all') or 0),
+    away = redis.call('ZCARD', AW),
     version = tonumber(redis.call('HGET', C, 'version') or 0),
     epoch = tonumber(redis.call('HGET', C, 'epoch') or 0),
   }
@@ -51,9 +52,12 @@ local function publish()
   return snap
 end
 
+-- where a waiter stands among the present ones (an away one: where it would stand back)
 local function position(id)
   local rank = redis.call('ZRANK', W, id)
   if rank then return rank + 1 end
+  local seq = redis.call('ZSCORE', AW, id)
+  if seq then return redis.call('ZCOUNT', W, '-inf', '(' .. seq) + 1 end
   return nil
 end
 

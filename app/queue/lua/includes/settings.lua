@@ -17,7 +17,7 @@ do
 end
 
 local CAPACITY, MAX_LEN, ADMIT_MS, STALL_MS, RESUME_MS, WAIT_MS, MAX_CONNS, TAIL, QUEUE_MODE, BUDGET, MIN_RATE
-local MAX_PLACES
+local MAX_PLACES, AWAY_MS
 -- the rules every step below follows (configure.lua calls it again after changing them)
 local function follow_settings()
   CAPACITY, MAX_LEN = SETTINGS.capacity, SETTINGS.max_queue_length
@@ -25,6 +25,6 @@ local function follow_settings()
   WAIT_MS, MAX_CONNS, TAIL = SETTINGS.wait_ms, SETTINGS.max_connections, SETTINGS.resume_tail
   QUEUE_MODE = SETTINGS.mode
   BUDGET, MIN_RATE = SETTINGS.egress_budget, SETTINGS.min_rate
-  MAX_PLACES = SETTINGS.max_places
+  MAX_PLACES, AWAY_MS = SETTINGS.max_places, SETTINGS.away_ms
 end
 follow_settings()

@@ -113,7 +113,7 @@ def test_issuer_subjects_count_per_user_and_tokens_without_one_are_exempt(gunico
 
 
 def test_a_lapsed_or_expired_place_is_freed_and_a_cap_set_later_is_exact(redis_client):
-    engine = new_engine(redis_client, capacity=1, wait_grace=5, max_places_per_client=0)
+    engine = new_engine(redis_client, capacity=1, wait_grace=5, max_places_per_client=0, away_grace=0)
     far = 4102444800  # 2100-01-01
     for n in range(4):
         assert engine.join(f"t{n}", 1, 10, far, "10.0.0.1", holder="10.0.0.1").state in ("waiting", "admitted")

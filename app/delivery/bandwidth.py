@@ -20,6 +20,7 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from redis import Redis, RedisCluster
@@ -32,6 +33,10 @@ GREEDY_FRACTION = 0.9  # sent at least this part of its allowance: it could have
 DEMAND_TTL = 3.0  # seconds a process's demands count without a refresh
 SLOWEST_PACE = 16 << 10  # bytes/s: no connection is paced slower than this
 REFRESH_INTERVAL = 0.25  # seconds between two refreshes of a process's shares (one round trip)
+# seconds a bounded demand is averaged over: a connection to a slow client sends in bursts (the
+# kernel takes nothing until the client has read), so one interval alone often says 0 for a
+# client taking 1 MiB/s, and the others would be given its share too
+DEMAND_WINDOW = 2.0
 
 
 def water_level(limit: float, demands: list[float]) -> float:
@@ -62,6 +67,7 @@ class ConnectionShare:
         self._allowed = rate
         self._measured = False  # a new connection's demand is unknown: greedy until measured
         self._last = GREEDY
+        self._recent: deque[tuple[float, int]] = deque()  # (interval start, bytes) within DEMAND_WINDOW
 
     def sent(self, count: int) -> None:
         self._sent += count
@@ -71,13 +77,16 @@ class ConnectionShare:
         self.rate = self._allowed = rate
 
     def demand(self, now: float, interval: float) -> float:
-        """Bytes/s over the interval just ended (``GREEDY`` when the pace held it back, or when
+        """Bytes/s over the last ``DEMAND_WINDOW`` (``GREEDY`` when the pace held it back, or when
         too short to tell); starts the next interval."""
         elapsed = now - self._since
         if elapsed < interval / 2:
             return GREEDY if not self._measured else self._last
-        rate = self._sent / elapsed
+        self._recent.append((self._since, self._sent))
+        while len(self._recent) > 1 and now - self._recent[0][0] > DEMAND_WINDOW:
+            self._recent.popleft()
         self._sent, self._since, self._measured = 0, now, True
+        rate = sum(sent for _, sent in self._recent) / (now - self._recent[0][0])
         self._last = GREEDY if rate >= GREEDY_FRACTION * self._allowed else rate
         return self._last
 

@@ -12,7 +12,7 @@ import requests
 
 from testbed.servers import wait_until
 
-from .helpers.browser import PAGE, chromium, first_in_line
+from .helpers.browser import PAGE, chromium, first_in_line, open_page
 from .helpers.env import REDIS_URL
 from .helpers.http import FreezingProxy, new_token, token_id
 from .helpers.queue import new_engine
@@ -107,7 +107,7 @@ def test_a_place_that_lapsed_while_away_is_said_so_not_rejoined(browser, gunicor
         waiting_before = line(server)["waiting"]
         wake(page)
         page.wait_for_selector("#state[data-state=error]", timeout=10_000)
-        assert page.inner_text("#message") == "Your place lapsed after 3 s away."
+        assert page.inner_text("#message") == "Your place lapsed after 3 sec away."  # Intl's words
         assert page.inner_text("#start") == "Join the line again"
         assert page.evaluate("document.activeElement.id") == "start"  # focus on what to do next
         assert line(server)["waiting"] == waiting_before  # no silent new place at the back
@@ -158,3 +158,38 @@ def test_two_tabs_hold_one_place_and_start_one_download(browser, gunicorn, make_
     second.wait_for_selector("#state[data-state=done]", timeout=30_000)
     assert len(downloads) == 1
     context.close()
+
+
+def no_violations(page, where: str) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    assert results.violations_count == 0, f"{where}: {results.generate_report()}"
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_axe_finds_nothing_in_any_state(browser, gunicorn, make_file, lang):
+    """axe-core on the index, the file page idle, waiting, left, downloading and done, and the
+    admin page, in English and Korean (the browser's Accept-Language)."""
+    key = "admin-key-for-axe"
+    file_id, _ = make_file("image.iso", size=4096)
+    server = gunicorn(**{**PAGE, "ADMIN_API_KEY": key})
+    page = open_page(browser, f"{server.url}/", extra_http_headers={"Accept-Language": lang})
+    assert page.evaluate("document.documentElement.lang") == lang
+    no_violations(page, "index")
+    holder, page = first_in_line(browser, server, file_id, server.url, page=page)
+    no_violations(page, "waiting")
+    page.click("#leave")
+    page.wait_for_selector("#state[data-state=left]")
+    assert page.evaluate("document.activeElement.id") == "start"
+    no_violations(page, "left")
+    requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)
+    with page.expect_download(timeout=30_000):
+        page.click("#start")
+    page.wait_for_selector("#state[data-state=done]", timeout=30_000)
+    assert page.evaluate("document.activeElement.id") == "start"  # "Download again", not the body
+    no_violations(page, "done")
+    admin = open_page(browser, f"{server.url}/admin", http_credentials={"username": "ops", "password": key},
+                      extra_http_headers={"Accept-Language": lang})
+    admin.wait_for_selector("#live")
+    no_violations(admin, "admin")

@@ -11,6 +11,7 @@ def register_http(app: Flask) -> None:
         downloads,
         errors,
         health,
+        i18n,
         metrics,
         openapi,
         pages,
@@ -22,6 +23,7 @@ def register_http(app: Flask) -> None:
     from .access import ROUTE_KEY, RequestLog
 
     errors.register(app)
+    i18n.install(app)
     for module in (health, pages, checksums, tokens, queue, downloads, seed, admin, metrics, openapi):
         app.register_blueprint(module.bp)
 

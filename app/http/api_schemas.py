@@ -20,7 +20,12 @@ ERROR = {
                 "code": {"type": "string", "description": "Stable machine-readable reason."},
                 "message": {"type": "string"},
                 "retry_after": {"type": "integer", "description": "Seconds to wait before trying again."},
-                "position": {"type": "integer", "description": "not_your_turn: the place in line."},
+                "position": {"type": ["integer", "null"],
+                             "description": "not_your_turn, waiting_in_line: the place in line (null: pre-queued "
+                                            "for a release)."},
+                "eta_seconds": {"type": ["integer", "null"], "description": "waiting_in_line: the estimated wait."},
+                "away_seconds": {"type": "number", "description": "place_lapsed: how long a place is kept away "
+                                                                  "(AWAY_GRACE)."},
                 "field": {"type": "string", "description": "invalid_request: the offending field."},
                 "checks": {"type": "object", "additionalProperties": {"type": "string"}},
                 "size": {"type": "integer"},
@@ -35,15 +40,17 @@ ERRORS: dict[int, tuple[str, str]] = {
     403: ("The credential or token is not valid, or the feature is disabled.", "forbidden, invalid_token"),
     404: ("No such file or route.", "not_found, unknown_file"),
     409: ("The token may not download now.", "not_your_turn, not_in_queue"),
-    410: ("The token can no longer be used.", "token_expired, token_spent, token_removed"),
+    410: ("The token can no longer be used.",
+          "token_expired, token_spent, token_removed, place_lapsed (away longer than AWAY_GRACE), turn_missed"),
     412: ("If-Match / If-Unmodified-Since failed: the file is not the one the client has.",
           "precondition_failed"),
     416: ("The range is outside the file.", "range_not_satisfiable"),
     429: ("Too many requests or connections.", "rate_limited, too_many_connections, too_many_places (with `places` and `limit`)"),
     500: ("A bug; the response never carries a stack trace.", "internal"),
     503: ("A backing service is down (`reason: storage` for the file store, with Retry-After), the file's stored "
-          "bytes are not the registered ones, or the queue refuses newcomers.",
-          "unavailable, file_changed, file_withdrawn, queue_full, queue_draining"),
+          "bytes are not the registered ones, the queue refuses newcomers, or (a download's GET before its turn) "
+          "the token now waits in line: ask again after Retry-After.",
+          "unavailable, file_changed, file_withdrawn, queue_full, queue_draining, waiting_in_line"),
 }
 
 TOKEN = {"name": "token", "in": "path", "required": True, "description": "A signed download token.",

@@ -45,7 +45,7 @@ def refusal(state: str | None, snap: Snapshot | None = None, position: int | Non
     if state == TokenState.LAPSED:
         grace = snap.settings.away_grace if snap and snap.settings else None
         away = f" after {_duration(grace)} away" if grace else " while you were away"
-        return PlaceLapsed(f"Your place lapsed{away}; request a new token to join again.")
+        return PlaceLapsed(f"Your place lapsed{away}; request a new token to join again.", away_seconds=grace)
     if state == TokenState.MISSED:
         return TurnMissed("Your turn came and passed unused while you were away; request a new token to "
                           "join again.")

@@ -86,12 +86,15 @@ def compare(rev: str, waiting: int, rounds: int) -> None:
 STEADY_LINE, STEADY_BATCH, STEADY_ROUNDS = 2000, 1000, 16
 
 
-def sources_of(tree: Path) -> dict[str, str]:
-    """Every script of ``tree`` as Redis receives it (composed by that tree's own loader)."""
+def sources_of(tree: Path) -> tuple[dict[str, str], list[int]]:
+    """Every script of ``tree`` as Redis receives it (composed by that tree's own loader), and
+    the settings ARGV that tree's scripts take (a tree may have more or fewer settings)."""
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from app.queue.scripts import NAMES, source; "
-            "print(json.dumps({name: source(name) for name in NAMES}))")
-    return json.loads(subprocess.run([sys.executable, "-c", code, str(tree)], check=True, capture_output=True,
-                                     text=True).stdout)
+            "from app.queue.settings import QueueSettings; "
+            "print(json.dumps([{name: source(name) for name in NAMES}, QueueSettings(capacity=1).seed_args()]))")
+    texts, seed = json.loads(subprocess.run([sys.executable, "-c", code, str(tree)], check=True,
+                                            capture_output=True, text=True).stdout)
+    return texts, seed
 
 
 def side_by_side(tree: Path) -> dict[str, tuple[float, float]]:
@@ -104,7 +107,8 @@ def side_by_side(tree: Path) -> dict[str, tuple[float, float]]:
     from app.queue.engine import QueueEngine
     from app.queue.settings import QueueSettings
 
-    scripts = {"before": sources_of(tree), "after": sources_of(ROOT)}
+    sources = {"before": sources_of(tree), "after": sources_of(ROOT)}
+    scripts = {side: texts for side, (texts, _) in sources.items()}
     far = int((time.time() + 7200) * 1000)
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisProcess(Path(tmp)).start()
@@ -114,9 +118,10 @@ def side_by_side(tree: Path) -> dict[str, tuple[float, float]]:
             for n in range(STEADY_LINE):
                 engine.join(f"w{n}", 1, 10**9, far / 1000, streamed=True)
             engine.start("w0", "c1", 10**9)
-            keys, common = engine.keys.script_keys, [engine.keys.channel, engine.owner, *engine.seed.seed_args()]
+            keys = engine.keys.script_keys  # a tree with fewer keys reads the first ones only
+            common = {side: [engine.keys.channel, engine.owner, *seed] for side, (_, seed) in sources.items()}
             calls = {  # script: its own ARGV (the same in both trees)
-                "join (re-attach)": ("join", ["w7", 1, 10**9, far, ""]),
+                "join (re-attach)": ("join", ["w7", 1, 10**9, far, "", "", 0]),
                 "status (read)": ("status", ["read", "w5"]),
                 "progress": ("progress", ["w0", "c1", 0, 1000, 0, 10**9, 0, 0, 0]),
                 "start": ("start", ["w0", "c1", 10**9, 0]),
@@ -137,7 +142,7 @@ def side_by_side(tree: Path) -> dict[str, tuple[float, float]]:
                         client.config_resetstat()
                         pipe = client.pipeline(transaction=False)
                         for _ in range(STEADY_BATCH):
-                            pipe.evalsha(shas[side], len(keys), *keys, *common, *argv)
+                            pipe.evalsha(shas[side], len(keys), *keys, *common[side], *argv)
                         pipe.execute()
                         stats = client.info("commandstats")["cmdstat_evalsha"]
                         times[side].append(stats["usec"] / stats["calls"])

@@ -10,6 +10,7 @@ def register_http(app: Flask) -> None:
         checksums,
         downloads,
         errors,
+        files,
         health,
         i18n,
         metrics,
@@ -24,7 +25,7 @@ def register_http(app: Flask) -> None:
 
     errors.register(app)
     i18n.install(app)
-    for module in (health, pages, checksums, tokens, queue, downloads, seed, admin, metrics, openapi):
+    for module in (health, pages, checksums, files, tokens, queue, downloads, seed, admin, metrics, openapi):
         app.register_blueprint(module.bp)
 
     @app.before_request

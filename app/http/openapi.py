@@ -131,6 +131,15 @@ def document() -> dict[str, Any]:
                 params=(FILE_ID,))},
             "/SHA256SUMS": {"get": _op("Every public file's SHA-256, one `sha256sum` line each", {200: CHECKSUMS},
                                        (503,), tag="pages")},
+            "/api/v1/files": {"get": _op("The public files (what a token may be asked for)", {200: _json({
+                "type": "object", "required": ["files"], "properties": {"files": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["id", "name", "size", "sha256", "release_at", "page_url", "tokens_url"],
+                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                                   "size": {"type": "integer"}, "sha256": {"type": "string"},
+                                   "release_at": {"type": ["string", "null"], "format": "date-time"},
+                                   "page_url": {"type": "string"}, "tokens_url": {"type": "string"}}}}}})},
+                (503,), tag="tokens")},
             "/api/v1/files/{file_id}/tokens": {"post": _op(
                 "Issue a download token (rate limited per client address)", {201: _json({
                     "type": "object",

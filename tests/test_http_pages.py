@@ -1,5 +1,6 @@
-"""Issue 19: the pages in Korean and English: Accept-Language, a ?lang= override remembered in a
-cookie, <html lang>, the script's texts; the JSON API stays English."""
+"""Issue 19: the pages in Korean and English (Accept-Language, a ?lang= override remembered in a
+cookie, <html lang>, the script's texts; the JSON API stays English), and the public files as
+JSON for scripts and terminals."""
 from __future__ import annotations
 
 import json
@@ -39,3 +40,14 @@ def test_the_json_api_stays_english(client):
     response = client.get("/api/v1/queue/not-a-token/status", headers={"Accept-Language": "ko"})
     assert response.status_code == 403
     assert response.get_json()["error"]["message"].isascii()
+
+
+def test_the_public_files_as_json(client, make_file):
+    public_id, _ = make_file("tool.tar.gz", size=3000)
+    make_file("secret.bin", public=False)
+    files = client.get("/api/v1/files").get_json()["files"]
+    assert [f["name"] for f in files] == ["tool.tar.gz"]
+    listed = files[0]
+    assert (listed["id"], listed["size"], listed["release_at"]) == (public_id, 3000, None)
+    assert listed["tokens_url"] == f"/api/v1/files/{public_id}/tokens"
+    assert client.post(listed["tokens_url"]).status_code == 201

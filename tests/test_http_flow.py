@@ -173,6 +173,19 @@ def test_a_download_before_its_turn_waits_in_line(gunicorn, make_file):
     assert requests.get(f"{server.url}/api/v1/queue", timeout=5).json()["waiting"] == 2
 
 
+def test_a_newcomers_first_event_counts_it(gunicorn, make_file):
+    """A join publishes nothing, so the line's figures a newcomer first hears must come from its
+    own join's reply: #2 of 2 waiting, never #2 of 1."""
+    file_id, _ = make_file()
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 60})
+    holder = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5).json()["state"] == "ready"
+    for expected in (1, 2, 3):
+        first = next(sse(f"{server.url}/api/v1/queue/{new_token(server.url, file_id)}"))
+        assert first.event == "position"
+        assert (first.json()["position"], first.json()["waiting"]) == (expected, expected)
+
+
 def test_status_delete_and_summary(gunicorn, make_file):
     file_id, _ = make_file()
     server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 30, "WAIT_GRACE": 2})

@@ -193,6 +193,7 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
     waiter = hub.attach(claims.token_id, snap)
     release_at = iso_utc(snap.release_at / 1000) if snap.release_at else None
     last: tuple[Any, ...] | None = None
+    last_id: int | None = None  # an event's id is the line's version it is exact at, sent once
     sent_eta: int | None = None
     sent_at = time.monotonic()
     hung_up = False  # a flag, not an Event: this runs once per waiting stream
@@ -210,7 +211,8 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
                 return  # the client closed its connection: its grace starts now (finally)
             if waiter.state == WaiterState.READY:
                 deadline = iso_utc(time.time() + engine.settings.admit_timeout)
-                yield QueueEvent(EventKind.READY, {"admit_deadline": deadline}, waiter.version)
+                yield QueueEvent(EventKind.READY, {"admit_deadline": deadline},
+                                 waiter.version if waiter.version != last_id else None)
                 return
             if waiter.state == WaiterState.GONE and waiter.lost and claims.expires_at > time.time():
                 hub.detach(waiter)
@@ -238,7 +240,8 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
                         "capacity": line.capacity, "eta_seconds": eta, "mode": str(line.mode)}
                 if position is None and release_at:
                     data.update(release_at=release_at, prequeued=line.prequeued)
-                yield QueueEvent(EventKind.POSITION, data, waiter.version)
+                yield QueueEvent(EventKind.POSITION, data, waiter.version if waiter.version != last_id else None)
+                last_id = waiter.version
             if not waiter.wait(ETA_REFRESH_SECONDS) and time.monotonic() - sent_at >= HEARTBEAT_SECONDS:
                 sent_at = time.monotonic()
                 yield QueueEvent(EventKind.HEARTBEAT, {"every_seconds": round(HEARTBEAT_SECONDS)})

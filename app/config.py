@@ -12,8 +12,8 @@ from pathlib import Path
 
 from limits import parse_many
 
-from .queue.connection import parse_redis_url
 from .queue.constants import BOUNDS, Bound
+from .queue.redis_url import parse_redis_url
 from .storage.locations import has_credentials, parse_url
 
 LOCAL_ENVS = frozenset({"local", "development", "test"})

@@ -51,3 +51,12 @@ def test_the_public_files_as_json(client, make_file):
     assert (listed["id"], listed["size"], listed["release_at"]) == (public_id, 3000, None)
     assert listed["tokens_url"] == f"/api/v1/files/{public_id}/tokens"
     assert client.post(listed["tokens_url"]).status_code == 201
+
+
+def test_a_missing_file_page_is_a_page(client, make_file):
+    _, _ = make_file("hidden.bin", public=False)
+    for path in ("/files/999", "/files/1"):
+        response = client.get(path, headers={"Accept-Language": "ko"})
+        assert response.status_code == 404 and response.mimetype == "text/html"
+        assert "찾을 수 없음" in response.get_data(as_text=True)
+    assert client.post("/api/v1/files/999/tokens").get_json()["error"]["code"] == "unknown_file"  # the API: JSON

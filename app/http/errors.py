@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
@@ -27,8 +27,11 @@ HTTP_CODES = {
 
 
 def error_response(error: AppError) -> Response:
-    response = jsonify(error.to_dict())
-    response.status_code = error.status
+    if request.blueprint == "pages":  # a person's browser: a page, in the page's language
+        response = Response(render_template("error.html", error=error), status=error.status, mimetype="text/html")
+    else:
+        response = jsonify(error.to_dict())
+        response.status_code = error.status
     retry_after = error.extra.get("retry_after")
     if retry_after is not None:
         response.headers["Retry-After"] = str(int(retry_after))

@@ -48,7 +48,7 @@ def _op(summary: str, ok: dict[int, dict[str, Any]], errors: tuple[int, ...], *,
         security: list[dict[str, list[str]]] | None = None, body_required: bool = True) -> dict[str, Any]:
     """One operation; every error status shares the one error schema, and 500 is always listed."""
     responses: dict[str, Any] = {str(status): response for status, response in ok.items()}
-    for status in sorted({*errors, 500}):
+    for status in sorted({*errors, 500} - set(ok)):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if params:
@@ -79,6 +79,10 @@ def _text(media: str, description: str) -> dict[str, Any]:
 
 
 HTML = _text("text/html", "An HTML page.")
+HTML_ERROR = {"description": "A page saying what went wrong, in the page's language (JSON for a path no page "
+                              "route matches, as everywhere)",
+              "content": {"text/html": {"schema": {"type": "string"}},
+                          JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
 CHECKSUMS = _text("text/plain", "Lines of `<sha256 hex>  <name>`.")
 ADMIN_ERRORS = (401, 403, 503)
 FILE_BODY = {"description": "The file (200) or the requested range (206), with the file's own Content-Type "
@@ -122,10 +126,12 @@ def document() -> dict[str, Any]:
                 "refused in production)", {200: _text("text/plain", "Prometheus text format 0.0.4.")},
                 (401, 403, 503), tag="ops", security=[{"metricsToken": []}, {}])},
             "/api/v1/openapi.json": {"get": _op("This document", {200: _json({"type": "object"})}, (), tag="ops")},
-            "/": {"get": _op("The list of public files", {200: HTML}, (503,), tag="pages")},
+            "/": {"get": _op("The list of public files", {200: HTML, 503: HTML_ERROR, 500: HTML_ERROR}, (),
+                             tag="pages")},
             "/favicon.ico": {"get": _op("The icon", {200: _text("image/svg+xml", "An SVG icon.")}, (), tag="pages")},
-            "/files/{file_id}": {"get": _op("A file's download page", {200: HTML}, (404, 503), tag="pages",
-                                            params=(FILE_ID,))},
+            "/files/{file_id}": {"get": _op("A file's download page",
+                                            {200: HTML, 404: HTML_ERROR, 503: HTML_ERROR, 500: HTML_ERROR}, (),
+                                            tag="pages", params=(FILE_ID,))},
             "/files/{file_id}.sha256": {"get": _op(
                 "A public file's SHA-256 as `sha256sum -c` reads it", {200: CHECKSUMS}, (404, 503), tag="pages",
                 params=(FILE_ID,))},

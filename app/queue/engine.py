@@ -200,8 +200,8 @@ class QueueEngine:
         if stored is None or stored == self.settings:
             return
         changes = (self.settings if self._told else self.seed).differences(stored)
-        if not self._told:
-            log.warning("queue %r follows its own settings, not this process's: %s", self.keys.queue,
+        if not self._told:  # the queue's settings rule (changed live, or seeded by another process)
+            log.info("queue %r follows its own settings, not this process's: %s", self.keys.queue,
                         ", ".join(f"{k}={v[1]} (started with {v[0]})" for k, v in changes.items()))
         else:
             log.info("queue %r settings changed: %s", self.keys.queue,

@@ -50,5 +50,7 @@ def eta_seconds(snap: Snapshot, position: int | None, now: float | None = None) 
 
 
 def newcomer_eta(snap: Snapshot) -> int | None:
-    """The wait of someone joining now."""
+    """The wait of someone joining now (unknown while the line is paused: no one is admitted)."""
+    if snap.mode == QueueMode.PAUSED:
+        return None
     return eta_seconds(snap, snap.waiting + 1)

@@ -90,9 +90,10 @@ def join_claims(engine: QueueEngine, claims: TokenClaims, client_addr: str, stre
     error = refusal(snap.state, snap) if snap.state != TokenState.WAITING else None
     if error is not None:
         raise error
-    if snap.joined:
+    if snap.joined:  # admitted at once: its state says so, and it has no position
+        where = {"position": snap.position} if snap.state == TokenState.WAITING else {"state": str(snap.state)}
         log.info("joined", extra={"event": "joined", "token": token_ref(claims.token_id), "file_id": record.id,
-                                  "position": snap.position, "waiting": snap.waiting})
+                                  **where, "waiting": snap.waiting})
     return snap
 
 

@@ -19,7 +19,7 @@ def korean() -> dict[str, str]:
 
 def test_every_text_of_the_pages_and_the_script_is_translated():
     catalog = korean()
-    templates = "".join((APP / "templates" / f"{name}.html").read_text() for name in ("base", "index", "file"))
+    templates = "".join((APP / "templates" / f"{name}.html").read_text() for name in ("base", "index", "file", "error"))
     wanted = {text for _, text in re.findall(r"""_\((['"])(.*?)\1""", templates, re.S)} | set(SCRIPT_TEXTS)
     assert sorted(t for t in wanted if not catalog.get(t)) == []
     for text, translated in catalog.items():  # the same placeholders on both sides

@@ -189,7 +189,8 @@ def test_axe_finds_nothing_in_any_state(browser, gunicorn, make_file, lang):
     page.wait_for_selector("#state[data-state=done]", timeout=30_000)
     assert page.evaluate("document.activeElement.id") == "start"  # "Download again", not the body
     no_violations(page, "done")
-    admin = open_page(browser, f"{server.url}/admin", http_credentials={"username": "ops", "password": key},
+    admin = open_page(browser, f"{server.url}/admin", width=390, http_credentials={"username": "ops", "password": key},
                       extra_http_headers={"Accept-Language": lang})
     admin.wait_for_selector("#live")
     no_violations(admin, "admin")
+    assert admin.evaluate("document.documentElement.scrollWidth") <= 390  # a phone's screen: no sideways page

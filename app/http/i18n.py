@@ -49,7 +49,8 @@ SCRIPT_TEXTS = (
     "Your turn came while you were away and passed to the next person.", "Something went wrong.",
     "You are not in line.", "Joining the line…", "Connection lost; reconnecting…", "Connection lost; reconnecting.",
     "Leave the line", "You cancelled the download; your slot went to the next person.",
-    "You left the line.", "in {time}", "(released)",
+    "You left the line.", "in {time}", "(released)", "No one is waiting: your download starts at once.",
+    "{count} waiting now.", "A newcomer waits about {time}.",
 )
 
 

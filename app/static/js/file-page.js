@@ -115,6 +115,7 @@
   tickRelease();
 
   function onPrequeued(view) {  // joined before the release: no place yet
+    eta = null;
     el.place.hidden = false;
     el.position.textContent = t("pre-queued");
     el.eta.dataset.seconds = "";
@@ -130,6 +131,15 @@
     }
   }
 
+  // between two events the estimate counts down by itself (never below "moments away": the turn
+  // comes with an event, not with the clock)
+  var eta = null;
+  setInterval(function () {
+    if (!eta || eta.seconds === null || eta.seconds === undefined || el.place.hidden || !eta.seconds) return;
+    var left = Math.max(1, Math.round(eta.seconds - (Date.now() - eta.at) / 1000));
+    el.eta.textContent = humanWait(left);
+  }, 1000);
+
   function counts(view) {
     el.waiting.textContent = number(view.waiting);
     el.active.textContent = number(view.active);
@@ -141,6 +151,7 @@
     el.place.hidden = false;
     el.position.textContent = "#" + number(view.position);
     el.eta.dataset.seconds = view.eta_seconds === null ? "" : view.eta_seconds;
+    eta = view.mode === "paused" ? null : { seconds: view.eta_seconds, at: Date.now() };
     el.eta.textContent = view.mode === "paused"
       ? t("The line is paused by its operators; you keep your place.") : humanWait(view.eta_seconds);
     counts(view);
@@ -286,5 +297,15 @@
     });
   }
 
-  if (DownloadQueue.savedTicket(fileId)) start();  // a reload re-attaches to the same place
+  if (DownloadQueue.savedTicket(fileId)) {
+    start();  // a reload, or another tab of this file, re-attaches to the same place
+  } else {  // before the click: how long the line is now
+    fetch("/api/v1/queue").then(function (r) { return r.ok ? r.json() : null; }).then(function (line) {
+      if (!line || current) return;
+      el.state.textContent = line.waiting === 0 && line.active < line.capacity
+        ? t("No one is waiting: your download starts at once.")
+        : t("{count} waiting now.", { count: number(line.waiting) }) +
+          (line.eta_seconds ? " " + t("A newcomer waits about {time}.", { time: human(line.eta_seconds) }) : "");
+    }).catch(function () { /* the line's length is a courtesy: the button works without it */ });
+  }
 })();

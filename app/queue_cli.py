@@ -15,7 +15,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .errors import AppError
-from .queue.constants import BOUND
+from .queue.constants import BOUND, BOUNDS
 from .queue.engine import QueueEngine
 from .queue.states import QueueMode
 from .runtime import runtime
@@ -69,7 +69,16 @@ def _number(text: str) -> int | float:
             raise click.BadParameter(f"{text!r} is not a number") from exc
 
 
-@queue_cli.command("set")
+def _plain(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+SETTINGS_HELP = "\b\nSettings (a duration in seconds):\n" + "\n".join(
+    f"  {b.name:<27} {_plain(b.low)} to {_plain(b.high)}{' s' if b.seconds else ''}, default {_plain(b.default)}"
+    for b in BOUNDS)
+
+
+@queue_cli.command("set", epilog=SETTINGS_HELP)
 @click.argument("assignments", nargs=-1, required=True)
 def set_command(assignments: tuple[str, ...]) -> None:
     """Change settings, e.g. ``capacity=8 admit_timeout=90`` (durations in seconds)."""

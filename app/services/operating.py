@@ -153,15 +153,17 @@ def live(
     engine: QueueEngine, app_context: Callable[[], Any], interval: float = 1.0, figures_every: float = 10.0
 ) -> Iterator[dict[str, Any]]:
     """The admin page's feed: the state every ``interval`` seconds, today's history figures
-    (a database query) every ``figures_every``; an outage is reported, not fatal."""
+    (a database query) when a download started or ended, or every ``figures_every``; an outage is
+    reported, not fatal."""
     figures: dict[str, Any] | None = None
-    figures_at = -math.inf
+    figures_at, totals = -math.inf, None
     while True:
         with app_context():
             try:
                 body = state(engine)
-                if time.monotonic() - figures_at >= figures_every:
-                    figures, figures_at = today_figures(), time.monotonic()
+                moved = (body["totals"]["admissions"], len(body["downloads"]))  # one started or ended
+                if moved != totals or time.monotonic() - figures_at >= figures_every:
+                    figures, figures_at, totals = today_figures(), time.monotonic(), moved
                 body["today"] = figures
             except (AppError, SQLAlchemyError) as exc:
                 db.session.rollback()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from .refusals import refusal
 from .tokens import TokenClaims
 from .waiting import EventKind, QueueEvent, claims_for
 
+RATE_WINDOW = 5.0  # seconds the rate of a download in progress is measured over
 PROGRESS_INTERVAL = 1.0
 
 
@@ -25,8 +27,10 @@ def progress(engine: QueueEngine, config: Mapping[str, Any], token: str) -> Iter
 
 
 def _events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) -> Iterator[QueueEvent]:
-    last: tuple[float, int] | None = None
-    rate = 0.0
+    # the rate over the last RATE_WINDOW seconds, counted from the first byte acknowledged: the
+    # bytes arrive in steps (a client acknowledges its buffer's worth at once), and the seconds
+    # before the download began are not part of its speed
+    seen: deque[tuple[float, int]] = deque()
     while True:
         try:
             view = engine.status([claims.token_id]).tokens[claims.token_id]
@@ -42,10 +46,11 @@ def _events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) ->
             yield QueueEvent(EventKind.ERROR, error.to_dict())
             return
         now, sent = time.monotonic(), min(view.bytes, size)
-        if last is not None and now > last[0]:
-            sample = max(0.0, (sent - last[1]) / (now - last[0]))
-            rate = sample if rate == 0 else 0.7 * rate + 0.3 * sample  # smoothed over a few seconds
-        last = (now, sent)
+        if sent > 0:
+            seen.append((now, sent))
+            while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW:
+                seen.popleft()
+        rate = (sent - seen[0][1]) / (now - seen[0][0]) if len(seen) > 1 and now > seen[0][0] else 0.0
         yield QueueEvent(EventKind.PROGRESS, {
             "state": client_state(view.state), "bytes": sent, "size": size,
             "rate_bytes_per_second": round(rate),

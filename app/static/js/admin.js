@@ -38,7 +38,7 @@
       cell(row, d.client);
       cell(row, size(d.bytes_sent) + " of " + size(d.size));
       cell(row, size(d.rate_bytes_per_second) + "/s");
-      cell(row, d.started_at || "not yet");
+      cell(row, d.started_at ? new Date(d.started_at).toLocaleTimeString() : "not yet");
       cell(row, d.lease_seconds_left + " s");
       var button = document.createElement("button");
       button.type = "button";
@@ -69,8 +69,9 @@
     });
   }
 
-  function chart(id, values) {
+  function chart(id, values, format) {  // bars to the hour's peak, which the caption states
     var svg = $(id), max = Math.max.apply(null, values.concat([1])), width = 600 / values.length;
+    text(id + "-peak", format(Math.max.apply(null, values.concat([0]))));
     svg.textContent = "";
     values.forEach(function (value, n) {
       var height = Math.round((value / max) * 76);
@@ -104,8 +105,8 @@
     }
     renderDownloads(state.downloads);
     renderPlaces(state.places);
-    chart("chart-bytes", state.last_hour.bytes);
-    chart("chart-admissions", state.last_hour.admissions);
+    chart("chart-bytes", state.last_hour.bytes, function (v) { return (v / 1e6).toFixed(1) + " MB"; });
+    chart("chart-admissions", state.last_hour.admissions, String);
     if (state.today) {
       text("today-completed", state.today.completed);
       text("today-p50", state.today.wait_p50_seconds === null ? "–" : state.today.wait_p50_seconds.toFixed(1) + " s");

@@ -24,7 +24,7 @@ AWAY = {**PAGE, "WAIT_GRACE": 2, "ADMIT_TIMEOUT": 120}
 
 @pytest.fixture(scope="module")
 def browser():
-    yield from chromium()
+    yield from chromium(back_forward_cache=True)  # as phones and desktops have it
 
 
 def line(server) -> dict:
@@ -194,3 +194,28 @@ def test_axe_finds_nothing_in_any_state(browser, gunicorn, make_file, lang):
     admin.wait_for_selector("#live")
     no_violations(admin, "admin")
     assert admin.evaluate("document.documentElement.scrollWidth") <= 390  # a phone's screen: no sideways page
+
+
+RESTORED = "window.addEventListener('pageshow', e => { window.__restored = e.persisted; });"
+
+
+def test_the_back_forward_cache_keeps_the_page_and_it_is_right_at_once(browser, gunicorn, make_file):
+    """Away to another page and back: the page comes from the back-forward cache (nothing on it
+    keeps it out, Web Locks would), shows its place at once and still downloads on its turn."""
+    file_id, _ = make_file("cached.bin", size=4096)
+    server = gunicorn(**PAGE)
+    context = browser.new_context(accept_downloads=True)
+    context.add_init_script(RESTORED)
+    holder, page = first_in_line(browser, server, file_id, server.url, page=context.new_page())
+    page.goto(f"{server.url}/")
+    behind = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{behind}", timeout=5).json()["position"] == 2
+    back = time.monotonic()
+    page.go_back(wait_until="commit")
+    page.wait_for_function("window.__restored !== undefined", timeout=5_000)
+    assert page.evaluate("window.__restored") is True  # from the cache, not a reload
+    page.wait_for_function("document.getElementById('position').textContent === '#1'", timeout=5_000)
+    assert time.monotonic() - back < 0.5 + 0.5  # the place within 0.5 s (and a round trip of the test)
+    with page.expect_download(timeout=30_000):
+        requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)
+    context.close()

@@ -17,15 +17,18 @@ PAGE = dict(QUEUE_CAPACITY=1, ADMIT_TIMEOUT=60, STALL_TIMEOUT=20, RESUME_GRACE=3
             BANDWIDTH_LIMIT=8 * 1024 * 1024)
 
 
-def chromium() -> Iterator[Any]:
-    """One Chromium for a test module (its ``browser`` fixture)."""
+def chromium(back_forward_cache: bool = False) -> Iterator[Any]:
+    """One Chromium for a test module (its ``browser`` fixture); Playwright turns the back-forward
+    cache off unless asked."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("chromium is not installed (scripts/test.sh installs Debian's chromium)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=FLAGS)
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=FLAGS,
+            ignore_default_args=["--disable-back-forward-cache"] if back_forward_cache else None)
         yield browser
         browser.close()
 

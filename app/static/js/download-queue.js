@@ -21,8 +21,8 @@
  *
  * The token is kept in localStorage, so a reload, a dropped connection, a second or a duplicated
  * tab re-attach to the same place while the server keeps it. Of several tabs of one file, one
- * leads (a Web Lock per file): it holds the stream and starts the download; the others hear
- * everything from it over a BroadcastChannel, and one of them takes over if it closes. EventSource reconnects by
+ * leads (a claim renewed in localStorage): it holds the stream and starts the download; the
+ * others hear everything from it over a BroadcastChannel, and one of them takes over if it closes. EventSource reconnects by
  * itself; the server keeps the place across reconnects. A connection that died silently (a
  * phone's radio, a NAT that forgot it, a frozen tab) is noticed: the page reconnects at once
  * when it becomes visible again or the browser comes back online, and whenever nothing (not even
@@ -37,6 +37,8 @@
   "use strict";
 
   var PREFIX = "download-queue:file:";
+  var CLAIM = "download-queue:leader:";  // + file id: {id, at} of the tab that leads
+  var CLAIM_MS = 5000, BEAT_MS = 1500, ELECTION_MS = 150;
   var HEARTBEAT_SECONDS = 15;  // until the server's first heartbeat says its interval
 
   function storage() {  // shared by the browser's tabs of this site: one place per person, not per tab
@@ -80,15 +82,19 @@
   function joinQueue(fileId, handlers, options) {
     handlers = handlers || {};
     options = options || {};
-    // One tab leads: it holds the file's lock (Web Locks), the stream and the download, and tells
-    // the other tabs of this file (BroadcastChannel) everything it hears; they follow it, and one
-    // of them takes over if it closes. Without Web Locks every tab leads, as one page alone does.
-    var locks = global.navigator && global.navigator.locks;
+    // One tab leads: it holds the file's claim (a lease in localStorage, renewed every BEAT_MS), the
+    // stream and the download, and tells the other tabs of this file (BroadcastChannel) everything
+    // it hears; they follow it, and one of them takes over when the claim is given up or runs out.
+    // (Not Web Locks: a page holding one is never kept in the back-forward cache.) Two tabs that
+    // both lead for a moment still share one place: the token is the same.
+    var store = storage();
     var channel = global.BroadcastChannel ? new global.BroadcastChannel(PREFIX + fileId) : null;
-    var leading = !locks;
+    var leading = !store || !channel;
     var latest = {};  // the leader's latest word of each kind, for a tab that opens later
-    var unlock = null;
     var attaching = !!savedTicket(fileId);  // a place exists: this tab never makes another
+    var me = Math.random().toString(36).slice(2);
+    var claimKey = CLAIM + fileId;
+    var beat = null, watch = null;
     var handle = function (name, value) {
       if (typeof handlers[name] === "function") handlers[name](value, !leading);
     };
@@ -112,7 +118,45 @@
       finished = true;
       stopWatching();
       if (source) source.close();
-      if (unlock) unlock();
+      giveUpClaim();
+      if (watch !== null) clearInterval(watch);
+      global.removeEventListener("storage", onClaimChange);
+    }
+
+    function claim() {
+      try { return JSON.parse(store.getItem(claimKey)); } catch (e) { return null; }
+    }
+
+    function renewClaim() { store.setItem(claimKey, JSON.stringify({ id: me, at: Date.now() })); }
+
+    function giveUpClaim() {
+      if (beat !== null) clearInterval(beat);
+      beat = null;
+      var held = store && claim();
+      if (held && held.id === me) store.removeItem(claimKey);
+    }
+
+    function elect() {  // lead if nobody holds a live claim (checked again after a moment: last writer wins)
+      var held = claim();
+      if (finished || leading || (held && held.id !== me && Date.now() - held.at < CLAIM_MS)) return;
+      if (attaching && !savedTicket(fileId)) return;  // the place ended: never make a new one here
+      renewClaim();
+      setTimeout(function () {
+        var now = claim();
+        if (finished || leading || !now || now.id !== me) return;
+        beat = setInterval(renewClaim, BEAT_MS);
+        lead();
+      }, ELECTION_MS);
+    }
+
+    function onClaimChange(event) { if (event.key === claimKey && !event.newValue) elect(); }
+
+    function stepDown() {  // another tab leads now (this one came back from the back-forward cache)
+      leading = false;
+      stopWatching();
+      if (source) source.close();
+      if (beat !== null) clearInterval(beat);
+      beat = null;
     }
 
     function stopWatching() {
@@ -241,6 +285,10 @@
 
     function lead() {
       leading = true;
+      if (ticket && !finished) {  // it led before (back from the cache): a fresh stream
+        listen();
+        return;
+      }
       call("onState", "joining");
       var existing = savedTicket(fileId);
       (existing ? Promise.resolve(existing) : issueToken(fileId, options.apiKey))
@@ -253,17 +301,26 @@
         .catch(function (error) { finish(); call("onError", error); });
     }
 
-    if (!locks) {
+    if (leading) {
       lead();
     } else {
       handle("onState", "joining");
-      locks.request(PREFIX + fileId, function () {
-        // the leader is gone: take over its place, but never make a new one for a place that ended
-        if (finished || (attaching && !savedTicket(fileId))) return null;
-        return new Promise(function (resolve) { unlock = resolve; lead(); });
-      });
-      if (channel) channel.postMessage({ name: "hello" });
+      global.addEventListener("storage", onClaimChange);
+      watch = setInterval(elect, CLAIM_MS / 4);  // a leader that vanished (closed, crashed, frozen)
+      elect();
+      channel.postMessage({ name: "hello" });
     }
+    // into the back-forward cache and back: the claim ran out meanwhile, maybe to another tab
+    global.addEventListener("pagehide", function () { if (store && channel) giveUpClaim(); });
+    global.addEventListener("pageshow", function (event) {
+      if (!event.persisted || finished || !store || !channel) return;
+      if (leading) stepDown();  // its stream may be dead, and another tab may lead now
+      if (watch === null) {
+        global.addEventListener("storage", onClaimChange);
+        watch = setInterval(elect, CLAIM_MS / 4);
+      }
+      elect();
+    });
     return place;
   }
 

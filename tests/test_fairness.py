@@ -161,11 +161,13 @@ def test_a_release_over_two_hosts_places_every_pre_queued_waiter_once_in_random_
     assert join(urls[0], holder, "10.0.0.1").json()["state"] == "ready"  # holds the one slot throughout
     before = new_token(urls[1], other_id)
     assert join(urls[1], before, "10.0.0.2").json()["position"] == 1
-    release_at = time.time() + 10
-    stamp = datetime.fromtimestamp(release_at, UTC).isoformat()
-    answer = requests.patch(f"{urls[0]}/api/v1/admin/files/{file_id}", json={"release_at": stamp},
-                            headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
-    assert answer.status_code == 200, answer.text
+    def schedule(release_at: float) -> None:
+        stamp = datetime.fromtimestamp(release_at, UTC).isoformat()
+        answer = requests.patch(f"{urls[1]}/api/v1/admin/files/{file_id}", json={"release_at": stamp},
+                                headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    schedule(time.time() + 600)  # far enough for 500 joins on a busy machine; brought near below
     tokens = [new_token(urls[n % 2], file_id) for n in range(500)]
     for n, token in enumerate(tokens):  # arrival order = index
         body = join(urls[n % 2], token, f"10.1.{n // 250}.{n % 250}").json()
@@ -177,6 +179,8 @@ def test_a_release_over_two_hosts_places_every_pre_queued_waiter_once_in_random_
     threads = [threading.Thread(target=first_place, args=(urls[1], t, heard), daemon=True) for t in listeners]
     for thread in threads:
         thread.start()
+    release_at = time.time() + 3
+    schedule(release_at)
     time.sleep(max(0.0, release_at - time.time() - 0.5))
     os.killpg(hosts[0].proc.pid, signal.SIGKILL)  # host A dies as the release comes
     time.sleep(max(0.0, release_at - time.time() + 0.1))

@@ -111,6 +111,7 @@ def test_a_place_that_lapsed_while_away_is_said_so_not_rejoined(browser, gunicor
         assert page.inner_text("#start") == "Join the line again"
         assert page.evaluate("document.activeElement.id") == "start"  # focus on what to do next
         assert line(server)["waiting"] == waiting_before  # no silent new place at the back
+        no_violations(page, "lapsed")
     finally:
         proxy.close()
 
@@ -170,13 +171,16 @@ def no_violations(page, where: str) -> None:
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_axe_finds_nothing_in_any_state(browser, gunicorn, make_file, lang):
     """axe-core on the index, the file page idle, waiting, left, downloading and done, and the
-    admin page, in English and Korean (the browser's Accept-Language)."""
+    admin page, in English and Korean (the browser's Accept-Language); the lapsed state is
+    checked by the lapse test."""
     key = "admin-key-for-axe"
-    file_id, _ = make_file("image.iso", size=4096)
+    file_id, _ = make_file("image.iso", size=24 << 20)  # 3 s at the host's 8 MiB/s: time to look
     server = gunicorn(**{**PAGE, "ADMIN_API_KEY": key})
     page = open_page(browser, f"{server.url}/", extra_http_headers={"Accept-Language": lang})
     assert page.evaluate("document.documentElement.lang") == lang
     no_violations(page, "index")
+    page.goto(f"{server.url}/files/{file_id}")
+    no_violations(page, "idle")
     holder, page = first_in_line(browser, server, file_id, server.url, page=page)
     no_violations(page, "waiting")
     page.click("#leave")
@@ -186,6 +190,8 @@ def test_axe_finds_nothing_in_any_state(browser, gunicorn, make_file, lang):
     requests.delete(f"{server.url}/api/v1/queue/{holder}", timeout=5)
     with page.expect_download(timeout=30_000):
         page.click("#start")
+    page.wait_for_selector("#state[data-state=downloading]", timeout=30_000)
+    no_violations(page, "downloading")
     page.wait_for_selector("#state[data-state=done]", timeout=30_000)
     assert page.evaluate("document.activeElement.id") == "start"  # "Download again", not the body
     no_violations(page, "done")

@@ -340,7 +340,7 @@ def test_settings_live_in_the_queue(make_engine, client, caplog):
     engine = make_engine(capacity=1)
     join(engine, "a")
     second = QueueEngine(client, engine.keys.queue, QueueSettings(capacity=4))
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO"):  # news, not a warning: the queue's rules are its own
         snap = second.join("b", 1, 100, FAR, "")
     assert snap.state == "waiting" and snap.capacity == 1  # the queue's capacity, not its own
     assert second.settings.capacity == 1
@@ -496,7 +496,8 @@ def test_eta_follows_each_slot_then_the_turnover(make_engine):
     # running ones' projected wholes), before the slow one ends at 90 s
     assert eta_seconds(snap, 2) == pytest.approx(70, abs=1)
     assert eta_seconds(snap, 3) == pytest.approx(90, abs=1)
-    assert eta_seconds(snap, 200) == pytest.approx(200 / (1 / 10), abs=1)  # far back: the rate
+    # far back: the rate (measured to Redis's now: a slow machine's milliseconds lengthen its span)
+    assert eta_seconds(snap, 200) == pytest.approx(200 / (1 / 10), rel=0.01)
     engine.configure(mode="paused")
     assert eta_seconds(engine.summary(), 1) == pytest.approx(10, abs=1)  # paused: no free slot is "now"
 

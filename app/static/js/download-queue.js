@@ -219,8 +219,15 @@
       });
       on("error", function (event) {
         if (event.data) {  // an error the server sent: the place is gone
-          finish();
           var error = JSON.parse(event.data).error;
+          if (error.code === "token_spent" && (handlers.onProgress || handlers.onDone)) {
+            // the download this place started (in this tab or one it took over from) completed
+            stopWatching();
+            mine.close();
+            follow();  // its progress stream says done, with the sha256 to compare
+            return;
+          }
+          finish();
           if (error.code !== "queue_full") forgetTicket(fileId);
           call("onError", error);
         } else if (!finished) {  // the connection dropped: EventSource retries by itself

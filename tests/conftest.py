@@ -97,6 +97,23 @@ def redis_client():
     client.close()
 
 
+@pytest.fixture
+def make_engine(redis_client):
+    """``make_engine(capacity=1, ...)``: an engine on a queue of the test's own, dropped after it."""
+    from .helpers.queue import drop, new_engine
+
+    made = []
+
+    def make(**settings):
+        engine = new_engine(redis_client, **settings)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        drop(engine)
+
+
 def server_env(settings: dict[str, object], **extra: object) -> dict[str, str]:
     """Environment variables for a gunicorn run with a test's settings."""
     env = {

@@ -13,23 +13,9 @@ from app.queue.engine import QueueScriptError
 from app.queue.eta import eta_seconds
 from app.runtime import runtime
 
-from .helpers.queue import FAR, advance, another_process, new_engine
+from .helpers.queue import FAR, advance, another_process
 
 MB = 1_000_000
-
-
-@pytest.fixture
-def budget_engine(redis_client):
-    made = []
-
-    def make(**settings):
-        engine = new_engine(redis_client, **settings)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.client.delete(*engine.keys.script_keys)
 
 
 def join_all(engine, ids):
@@ -50,15 +36,15 @@ def active_ids(engine, ids):
     return [tid for tid, view in engine.status(ids).tokens.items() if view.state in ("admitted", "downloading")]
 
 
-def test_without_a_budget_capacity_alone_decides(budget_engine):
-    engine = budget_engine(capacity=3)
+def test_without_a_budget_capacity_alone_decides(make_engine):
+    engine = make_engine(capacity=3)
     snaps = join_all(engine, list("abcde"))
     assert [s.state for s in snaps] == ["admitted"] * 3 + ["waiting"] * 2
     assert snaps[-1].limit is None and snaps[-1].egress is None
 
 
-def test_young_downloads_reserve_min_rate_then_measured_throughput_decides(budget_engine):
-    engine = budget_engine(capacity=10, egress_budget=10 * MB, min_rate=2 * MB)
+def test_young_downloads_reserve_min_rate_then_measured_throughput_decides(make_engine):
+    engine = make_engine(capacity=10, egress_budget=10 * MB, min_rate=2 * MB)
     ids = [f"t{n}" for n in range(9)]
     snaps = join_all(engine, ids)
     # nothing measured yet: each new download counts as MIN_RATE, so 5 fit in 10 MB/s
@@ -76,10 +62,10 @@ def test_young_downloads_reserve_min_rate_then_measured_throughput_decides(budge
     assert sorted(active_ids(engine, ids)) == ids[:7]  # in join order
 
 
-def test_fast_downloads_stop_admissions_until_room_frees(budget_engine):
+def test_fast_downloads_stop_admissions_until_room_frees(make_engine):
     """A download faster than MIN_RATE counts as MIN_RATE (it could give way under fair shares);
     one slower counts as what it takes."""
-    engine = budget_engine(capacity=10, egress_budget=10 * MB, min_rate=4 * MB)
+    engine = make_engine(capacity=10, egress_budget=10 * MB, min_rate=4 * MB)
     join_all(engine, ["fast1", "fast2"])
     for tid in ("fast1", "fast2"):
         engine.start(tid, "c1", 10**9)
@@ -94,10 +80,10 @@ def test_fast_downloads_stop_admissions_until_room_frees(budget_engine):
     assert engine.summary().active == 3 and engine.summary().waiting == 1
 
 
-def test_a_host_that_dies_stops_counting(budget_engine, redis_client):
+def test_a_host_that_dies_stops_counting(make_engine, redis_client):
     """A dead process's download connections are dropped with its sign of life (5 s): the
     download is paused, counts for nothing, and the next waiter gets its room."""
-    engine = budget_engine(capacity=10, egress_budget=10 * MB, min_rate=6 * MB)
+    engine = make_engine(capacity=10, egress_budget=10 * MB, min_rate=6 * MB)
     host = another_process(engine)  # the host that will die
     join_all(host, ["gone"])
     host.start("gone", "c1", 10**9)
@@ -109,8 +95,8 @@ def test_a_host_that_dies_stops_counting(budget_engine, redis_client):
     assert engine.status(["gone"]).tokens["gone"].state == "paused"  # its slot kept for a resume
 
 
-def test_the_budget_is_a_live_setting_checked_like_the_others(budget_engine):
-    engine = budget_engine(capacity=10)
+def test_the_budget_is_a_live_setting_checked_like_the_others(make_engine):
+    engine = make_engine(capacity=10)
     assert engine.configure(egress_budget=50 * MB, min_rate=5 * MB).settings.egress_budget == 50 * MB
     assert engine.summary().limit == 10
     assert engine.configure(egress_budget=0).limit is None  # 0: no budget

@@ -2,34 +2,7 @@
 clock (``advance``): an away waiter keeps its place but costs no slot."""
 from __future__ import annotations
 
-import pytest
-import redis
-
-from app.queue.engine import QueueEngine
-
-from .helpers.env import REDIS_URL
-from .helpers.queue import FAR, advance, drop, journal, new_engine
-
-
-@pytest.fixture
-def client():
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def make_engine(client):
-    made: list[QueueEngine] = []
-
-    def make(**settings) -> QueueEngine:
-        engine = new_engine(client, **settings)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        drop(engine)
+from .helpers.queue import FAR, advance, journal
 
 
 def join(engine, tid):
@@ -64,7 +37,7 @@ def test_an_away_waiter_keeps_its_place_but_the_slot_goes_to_the_next_present_on
     assert admitted == ["a", "c", "b", "d"]
 
 
-def test_coming_back_by_a_join_or_a_stream_is_published_as_an_added_place(make_engine, client):
+def test_coming_back_by_a_join_or_a_stream_is_published_as_an_added_place(make_engine):
     engine = make_engine(capacity=1, wait_grace=5, away_grace=600)
     for tid in "abc":
         join(engine, tid)
@@ -107,7 +80,7 @@ def test_a_turn_that_passed_unused_is_remembered_as_missed(make_engine):
     assert engine.start("a", "c1").state == "missed"
 
 
-def test_thousands_away_at_the_front_cost_the_present_waiter_nothing(make_engine, client):
+def test_thousands_away_at_the_front_cost_the_present_waiter_nothing(make_engine):
     """3,000 away waiters ahead: one reap admits the present one (admission never walks the away
     set), and every script's reply stays one read of each set."""
     engine = make_engine(capacity=1, wait_grace=1, away_grace=3600)

@@ -12,28 +12,12 @@ from app.queue.eta import eta_seconds
 from app.queue.settings import QueueSettings
 
 from .helpers.env import REDIS_URL
-from .helpers.queue import FAR, advance, another_process, drop, journal, new_engine
+from .helpers.queue import FAR, advance, another_process, journal
 
 
 @pytest.fixture
-def client():
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def make_engine(client):
-    made: list[QueueEngine] = []
-
-    def make(**settings) -> QueueEngine:
-        engine = new_engine(client, **settings)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        drop(engine)
+def client(redis_client):
+    return redis_client
 
 
 def join(engine, tid, size=100, expires=FAR):

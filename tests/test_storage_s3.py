@@ -232,69 +232,70 @@ def queue_counts(base: str) -> dict:
     return requests.get(f"{base}/api/v1/queue", timeout=5).json()
 
 
-def test_the_store_stopped_before_and_during_downloads(s3_app, store, gunicorn, tmp_path, monkeypatch):
+@pytest.fixture
+def own_store(s3_app, tmp_path, monkeypatch):
+    """A SeaweedFS of the test's own (to stop and start), with the app and the environment on it."""
+    own = SeaweedS3(tmp_path / "own").start()
+    env = own.env("own")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s3_app.config["FILES_URL"] = env["FILES_URL"]
+    yield own, env
+    own.stop()
+
+
+def registered(app, own: SeaweedS3, name: str, data: bytes) -> int:
+    """``data`` stored as ``name`` in the test's own store, and registered as a public file."""
+    put(own, f"own/{name}", data)
+    return registered_id(cli(app, "files", "add", name, "--public"))
+
+
+def test_the_store_stopped_before_and_during_downloads(s3_app, own_store, gunicorn, tmp_path):
     """A store of this test's own: a running download ends and resumes; a new one is 503 with
     Retry-After; /healthz names the store; no slot is left held."""
-    own = SeaweedS3(tmp_path / "own").start()
-    try:
-        env = own.env("stop")
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        data = os.urandom(64 << 20)
-        put(own, "stop/big.bin", data)
-        s3_app.config["FILES_URL"] = env["FILES_URL"]
-        file_id = registered_id(cli(s3_app, "files", "add", "big.bin", "--public"))
-        # graces longer than the store's restart may take on a busy machine (up to a minute)
-        server = gunicorn(**{**served_env(env, tmp_path, 0), "RESUME_GRACE": 300, "ADMIT_TIMEOUT": 300})
-        first, second = admitted(server.url, file_id), admitted(server.url, file_id)
-        reader = RawDownload(server.port, f"/api/v1/downloads/{first}")
-        got = reader.read(1 << 20)
-        own.stop()
-        while block := reader.read(1 << 20):  # what the buffers held, then the end
-            got += block
-        reader.close()
-        body = got
-        assert 0 < len(body) < len(data) and body == data[: len(body)]
-        cold = requests.get(f"{server.url}/api/v1/downloads/{second}", timeout=30)
-        assert cold.status_code == 503 and cold.json()["error"]["reason"] == "storage"
-        assert int(cold.headers["Retry-After"]) > 0
-        health = requests.get(f"{server.url}/healthz", timeout=30).json()
-        assert health["status"] == "degraded" and health["checks"]["storage"].startswith("error")
-        own.start()
-        resumed = requests.get(f"{server.url}/api/v1/downloads/{first}", headers={"Range": f"bytes={len(body)}-"},
-                               timeout=60)
-        assert resumed.status_code == 206 and body + resumed.content == data
-        later = requests.get(f"{server.url}/api/v1/downloads/{second}", timeout=60)
-        assert later.status_code == 200 and later.content == data
-        wait_until(lambda: queue_counts(server.url)["active"] == 0, timeout=30, message="no slot left held")
-        assert requests.get(f"{server.url}/healthz", timeout=30).json()["status"] == "ok"
-    finally:
-        own.stop()
+    own, env = own_store
+    data = os.urandom(64 << 20)
+    file_id = registered(s3_app, own, "big.bin", data)
+    # graces longer than the store's restart may take on a busy machine (up to a minute)
+    server = gunicorn(**{**served_env(env, tmp_path, 0), "RESUME_GRACE": 300, "ADMIT_TIMEOUT": 300})
+    first, second = admitted(server.url, file_id), admitted(server.url, file_id)
+    reader = RawDownload(server.port, f"/api/v1/downloads/{first}")
+    body = reader.read(1 << 20)
+    own.stop()
+    while block := reader.read(1 << 20):  # what the buffers held, then the end
+        body += block
+    reader.close()
+    assert 0 < len(body) < len(data) and body == data[: len(body)]
+    cold = requests.get(f"{server.url}/api/v1/downloads/{second}", timeout=30)
+    assert cold.status_code == 503 and cold.json()["error"]["reason"] == "storage"
+    assert int(cold.headers["Retry-After"]) > 0
+    health = requests.get(f"{server.url}/healthz", timeout=30).json()
+    assert health["status"] == "degraded" and health["checks"]["storage"].startswith("error")
+    own.start()
+    resumed = requests.get(f"{server.url}/api/v1/downloads/{first}", headers={"Range": f"bytes={len(body)}-"},
+                           timeout=60)
+    assert resumed.status_code == 206 and body + resumed.content == data
+    later = requests.get(f"{server.url}/api/v1/downloads/{second}", timeout=60)
+    assert later.status_code == 200 and later.content == data
+    wait_until(lambda: queue_counts(server.url)["active"] == 0, timeout=30, message="no slot left held")
+    assert requests.get(f"{server.url}/healthz", timeout=30).json()["status"] == "ok"
 
 
-def test_a_cached_file_is_served_with_the_store_down(s3_app, store, gunicorn, tmp_path, monkeypatch):
-    own = SeaweedS3(tmp_path / "own").start()
-    try:
-        env = own.env("warm")
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        data = os.urandom(8 << 20)
-        put(own, "warm/w.bin", data)
-        s3_app.config["FILES_URL"] = env["FILES_URL"]
-        file_id = registered_id(cli(s3_app, "files", "add", "w.bin", "--public"))
-        server = gunicorn(**served_env(env, tmp_path, 1 << 30))
-        first = requests.get(f"{server.url}/api/v1/downloads/{admitted(server.url, file_id)}", timeout=60)
-        assert first.content == data
-        entry = tmp_path / "served-cache" / sha(data)
-        wait_until(entry.exists, timeout=30, message="the cache filled")
-        assert entry.read_bytes() == data
-        own.stop()
-        token = admitted(server.url, file_id)
-        part = requests.get(f"{server.url}/api/v1/downloads/{token}", headers={"Range": "bytes=100-"}, timeout=60)
-        assert part.status_code == 206 and part.content == data[100:]
-        assert part.headers["Repr-Digest"] == repr_digest(data)
-    finally:
-        own.stop()
+def test_a_cached_file_is_served_with_the_store_down(s3_app, own_store, gunicorn, tmp_path):
+    own, env = own_store
+    data = os.urandom(8 << 20)
+    file_id = registered(s3_app, own, "w.bin", data)
+    server = gunicorn(**served_env(env, tmp_path, 1 << 30))
+    first = requests.get(f"{server.url}/api/v1/downloads/{admitted(server.url, file_id)}", timeout=60)
+    assert first.content == data
+    entry = tmp_path / "served-cache" / sha(data)
+    wait_until(entry.exists, timeout=30, message="the cache filled")
+    assert entry.read_bytes() == data
+    own.stop()
+    token = admitted(server.url, file_id)
+    part = requests.get(f"{server.url}/api/v1/downloads/{token}", headers={"Range": "bytes=100-"}, timeout=60)
+    assert part.status_code == 206 and part.content == data[100:]
+    assert part.headers["Repr-Digest"] == repr_digest(data)
 
 
 class _Gated:

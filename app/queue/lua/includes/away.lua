@@ -47,5 +47,5 @@ local function remember(id, info, state)
   local expires = info.e or (NOW + REMOVED_TTL)
   if expires <= NOW then return end  -- an expired token's client hears that it expired
   redis.call('ZADD', S, expires, id)
-  redis.call('HSET', D, id, cjson.encode({u = 0, r = 0, g = state, at = NOW}))
+  redis.call('HSET', D, id, cjson.encode({g = state}))
 end

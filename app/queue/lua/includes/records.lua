@@ -25,7 +25,7 @@
 -- The done entry of a completed or removed token (D: token id -> JSON):
 --   u   resumable until (ms)     r   tail bytes it may still fetch without a slot
 --   x   1: an operator removed it (it may not join or download again)
---   g   STATE.LAPSED or STATE.MISSED: what ended it without a download (at: when, ms)
+--   g   STATE.LAPSED or STATE.MISSED: what ended it without a download (no u, no r: no tail)
 
 local function get_info(id)
   local raw = redis.call('HGET', I, id)

@@ -387,8 +387,11 @@ class SeaweedS3:
     def _ready(self) -> bool:
         if self.proc and self.proc.poll() is not None:
             raise AssertionError(f"weed exited with {self.proc.returncode}; see {self.workdir / 'weed.log'}")
-        try:
-            self.client().head_bucket(Bucket=self.BUCKET)
+        try:  # ready when it reads what it holds (after a restart its volumes load after the bucket answers)
+            client = self.client()
+            listed = client.list_objects_v2(Bucket=self.BUCKET, MaxKeys=1).get("Contents", [])
+            for item in listed:
+                client.get_object(Bucket=self.BUCKET, Key=item["Key"], Range="bytes=0-0")["Body"].read()
             return True
         except Exception:
             return False

@@ -274,9 +274,11 @@ def test_the_store_stopped_before_and_during_downloads(s3_app, own_store, gunico
     own.start()
     resumed = requests.get(f"{server.url}/api/v1/downloads/{first}", headers={"Range": f"bytes={len(body)}-"},
                            timeout=60)
-    assert resumed.status_code == 206 and body + resumed.content == data
+    assert resumed.status_code == 206, resumed.text[:300]
+    assert body + resumed.content == data
     later = requests.get(f"{server.url}/api/v1/downloads/{second}", timeout=60)
-    assert later.status_code == 200 and later.content == data
+    assert later.status_code == 200, later.text[:300]
+    assert later.content == data
     wait_until(lambda: queue_counts(server.url)["active"] == 0, timeout=30, message="no slot left held")
     assert requests.get(f"{server.url}/healthz", timeout=30).json()["status"] == "ok"
 

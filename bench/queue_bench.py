@@ -160,6 +160,17 @@ def run(mode: str, url: str, args) -> dict[str, float]:
     }
 
 
+def seed_peer(waiters: int, idle: float = 20.0) -> dict[str, float]:
+    """The seed's polling loop on a private redis-server: the peer the other queue benchmarks
+    print beside their figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisProcess(Path(tmp)).start()
+        try:
+            return run("seed", server.url, argparse.Namespace(waiters=waiters, workers=4, idle=idle, releases=50))
+        finally:
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--waiters", type=int, default=10_000)

@@ -26,7 +26,8 @@ import time
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from harness import RedisProcess, Service, make_file, percentile
+from harness import Service, make_file, percentile
+from queue_bench import seed_peer
 
 from testbed.crowd import hold_streams
 
@@ -179,18 +180,6 @@ def main() -> None:
           f"p99 {seed['wake_p99_ms']:.0f} ms")
     print(f"ratios: Redis µs per idle waiter, seed / ours = {seed['idle_usec_per_waiter_s'] / max(ours_us, 1e-9):.0f}x;"
           f" replaced touch / ours = {old_us / max(ours_us, 1e-9):.0f}x")
-
-
-def seed_peer(waiters: int) -> dict[str, float]:
-    import queue_bench
-
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RedisProcess(Path(tmp)).start()
-        try:
-            return queue_bench.run("seed", server.url, argparse.Namespace(
-                waiters=waiters, workers=4, idle=20.0, releases=50))
-        finally:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_complete_download_spends_the_token(make_engine):
     assert engine.start("a", "c3", 1).state == "spent"
     finished = [e for e in journal(engine) if e["event"] == "finished"]
     assert finished == [{"t": "a", "event": "finished", "ts": finished[0]["ts"], "file": "1",
-                         "outcome": "completed", "bytes": "100"}]
+                         "outcome": "completed", "bytes": "100", "resent": "0"}]
 
 
 def test_ranges_from_several_connections_complete_together(make_engine):
@@ -255,12 +255,58 @@ def test_a_dead_process_connection_stops_counting(make_engine, client):
     assert dead.start("a", "c1", 1000).state == "ok"
     dead.progress("a", "c1", 0, 300, 300, range_end=1000)
     # the client resumes on a living process and gets the rest while the dead one still counts
-    assert engine.start("a", "c2", 500).state == "ok"
+    assert engine.start("a", "c2", 500, 500).state == "ok"  # it had read 500 of what c1 sent
     assert engine.progress("a", "c2", 500, 1000, 500, closing=True, range_end=1000).state == "ok"
     advance(engine, 6)
     snap = engine.reap()  # the dead connection is dropped: the tail had every byte
     assert snap.admitted == ["b"]
     assert [e.get("outcome") for e in journal(engine) if e["event"] == "finished"] == ["completed"]
+
+
+def test_a_download_whose_process_died_is_paused_not_stalled(make_engine, client):
+    """Issue 21: the lease ran out in the same call that finds its process dead (a stall
+    timeout shorter than a process's time to be given up): the connection ended, the client
+    may resume, and a resume completes it."""
+    engine = make_engine(capacity=1, resume_grace=60, stall_timeout=2)
+    dead = another_process(engine)
+    join(engine, "a", size=1000)
+    join(engine, "b")
+    dead.start("a", "c1", 1000)
+    dead.progress("a", "c1", 0, 300, 300, range_end=1000)
+    advance(engine, 6)
+    engine.reap()
+    assert states(engine, "a", "b") == {"a": ("paused", 0), "b": ("waiting", 1)}
+    assert engine.start("a", "c2", 640, 360).state == "ok"  # it had read 360 of what c1 sent
+    assert engine.progress("a", "c2", 360, 1000, 640, closing=True, range_end=1000).admitted == ["b"]
+    assert [e.get("outcome") for e in journal(engine) if e["event"] == "finished"] == ["completed"]
+
+
+def test_what_a_dead_connection_had_yet_to_deliver_is_owed(make_engine, client):
+    """A tail that finished does not complete a download whose other connection died before it
+    had delivered its stretch (a segmented client, not a resume)."""
+    engine = make_engine(capacity=1, resume_grace=60)
+    dead = another_process(engine)
+    join(engine, "a", size=1000)
+    dead.start("a", "c1", 500)
+    dead.progress("a", "c1", 0, 100, 100, range_end=500)
+    engine.start("a", "c2", 500, 500)
+    assert engine.progress("a", "c2", 500, 1000, 500, closing=True, range_end=1000).state == "ok"
+    advance(engine, 6)
+    engine.reap()
+    assert states(engine, "a") == {"a": ("paused", 0)}
+    engine.start("a", "c3", 400, 100)
+    assert engine.progress("a", "c3", 100, 500, 400, closing=True, range_end=500).state == "complete"
+
+
+def test_bytes_sent_again_by_a_resume_are_counted_apart(make_engine):
+    engine = make_engine(capacity=1)
+    join(engine, "a", size=1000)
+    engine.start("a", "c1", 1000)
+    assert engine.progress("a", "c1", 0, 600, 600, closing=True, range_end=1000).state == "paused"
+    engine.start("a", "c2", 600, 400)  # the client saved only 400 of them: 200 are sent again
+    assert engine.progress("a", "c2", 400, 1000, 600, closing=True, range_end=1000).state == "complete"
+    finished = [e for e in journal(engine) if e["event"] == "finished"]
+    assert [(e["bytes"], e["resent"]) for e in finished] == [("1200", "200")]
 
 
 def test_a_resume_with_a_new_token_completes(make_engine):

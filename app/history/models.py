@@ -15,7 +15,10 @@ class Download(db.Model):
     admitted_at = db.Column(db.DateTime(timezone=True), nullable=True)
     started_at = db.Column(db.DateTime(timezone=True), nullable=True)
     finished_at = db.Column(db.DateTime(timezone=True), nullable=True)
-    bytes_sent = db.Column(db.BigInteger, nullable=False, default=0)
+    bytes_sent = db.Column(db.BigInteger, nullable=False, default=0)  # acknowledged, re-sent ones too
+    # of bytes_sent, those the client had acknowledged before (a resume from before what it had):
+    # bytes_sent - bytes_resent never exceeds the file's size
+    bytes_resent = db.Column(db.BigInteger, nullable=False, default=0, server_default="0")
     # an Outcome (app/queue/states.py): completed | left | no_show | stalled | abandoned | removed
     outcome = db.Column(db.String(16), nullable=True)
     place_drawn = db.Column(db.Integer, nullable=True)  # a scheduled release's shuffle put it here

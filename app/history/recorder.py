@@ -49,7 +49,7 @@ def _columns(event: dict[str, str]) -> dict[str, Any]:
         columns.update(started_at=_when(ts))
     elif kind == JournalEvent.FINISHED:
         columns.update(finished_at=_when(ts), outcome=event.get("outcome"),
-                       bytes_sent=int(event.get("bytes") or 0))
+                       bytes_sent=int(event.get("bytes") or 0), bytes_resent=int(event.get("resent") or 0))
     return columns
 
 
@@ -61,18 +61,31 @@ def log_event(event: dict[str, str]) -> None:
     if kind == JournalEvent.ADMITTED:
         extra["waited_seconds"] = (int(event.get("ts", 0)) - int(event.get("joined", event.get("ts", 0)))) / 1000
     elif kind == JournalEvent.FINISHED:
-        extra.update(outcome=event.get("outcome"), bytes=int(event.get("bytes") or 0))
+        extra.update(outcome=event.get("outcome"), bytes=int(event.get("bytes") or 0),
+                     resent=int(event.get("resent") or 0))
     log.info(kind, extra=extra)
 
 
+# the column that dates each kind of event: an event older than what its row holds for that kind
+# changes nothing (a token admitted again after a stall has two; a dead consumer's pending
+# entries are claimed after newer ones were written)
+STAMP = {JournalEvent.ADMITTED: "admitted_at", JournalEvent.STARTED: "started_at",
+         JournalEvent.FINISHED: "finished_at"}
+
+
 def record(event: dict[str, str]) -> None:
-    """Upsert the row of the event's token (idempotent: replaying an event is harmless)."""
+    """Upsert the row of the event's token (idempotent: replaying an event is harmless, and so is
+    writing it after a newer one of its kind)."""
     columns = _columns(event)
+    stamp = STAMP.get(event.get("event", ""))
     for attempt in (1, 2):
         row = db.session.scalar(db.select(Download).filter_by(token_id=event["t"]))
         if row is None:
-            row = Download(token_id=event["t"], bytes_sent=0)
+            row = Download(token_id=event["t"], bytes_sent=0, bytes_resent=0)
             db.session.add(row)
+        held = getattr(row, stamp) if stamp else None
+        if held is not None and held > columns[stamp]:
+            return
         for name, value in columns.items():
             if value is not None:
                 setattr(row, name, value)

@@ -70,6 +70,10 @@ else
       redis.call('ZREM', H, info.c[conn] .. '|d|' .. id .. '|' .. conn)
     end
     info.c[conn] = nil
+    if info.n then
+      info.n[conn] = nil
+      if next(info.n) == nil then info.n = nil end
+    end
     if last >= range_end and range_end >= (info.z or 0) then
       info.t = 1
     elseif last < range_end then
@@ -77,9 +81,13 @@ else
       holes[#holes + 1] = {last, range_end}
       info.w = merge_ranges(holes)
     end
-  elseif info.c[conn] ~= OWNER then
-    info.c[conn] = OWNER
-    if OWNER ~= '' then redis.call('ZADD', H, 0, OWNER .. '|d|' .. id .. '|' .. conn) end
+  else
+    info.n = info.n or {}
+    info.n[conn] = {last, range_end}
+    if info.c[conn] ~= OWNER then
+      info.c[conn] = OWNER
+      if OWNER ~= '' then redis.call('ZADD', H, 0, OWNER .. '|d|' .. id .. '|' .. conn) end
+    end
   end
   state = settle(id, info)
 end

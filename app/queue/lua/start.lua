@@ -3,9 +3,7 @@
 -- the calling process: it counts as open until that process closes it or stops showing signs of
 -- life.
 -- ARGV[ARG + 1] token id   ARGV[ARG + 2] connection id   ARGV[ARG + 3] bytes the request asks for
--- ARGV[ARG + 4] the first byte it asks for: a client resuming inside a stretch an interrupted
---          connection still owes says it has the bytes before it (it may have read a little
---          more than the server saw acknowledged: an ACK lags the data it acknowledges)
+-- ARGV[ARG + 4] the first byte it asks for (downloads.lua: resumed_at)
 -- Returns JSON: the snapshot plus state (a REPLY, or a STATE) =
 --   ok (slot held, lease renewed) | waiting (with position) | too_many | none
 --   | tail (a completed token within its resume grace, asking for no more than its tail
@@ -38,11 +36,11 @@ elseif info.s == STATE.WAITING then
 elseif count(info.c) >= MAX_CONNS then
   state = REPLY.TOO_MANY
 else
-  for _, hole in ipairs(info.w or {}) do
-    if hole[1] < first and first < hole[2] then hole[1] = first end
-  end
+  resumed_at(info, first)
   info.c = info.c or {}
   info.c[conn] = OWNER
+  info.n = info.n or {}
+  info.n[conn] = {first, first + length}
   if OWNER ~= '' then redis.call('ZADD', H, 0, OWNER .. '|d|' .. id .. '|' .. conn) end
   if not info.st then
     info.st = NOW

@@ -39,6 +39,38 @@ local function owed(info)
   return #left > 0
 end
 
+-- a connection ended without a closing report (its process died): what it had yet to have
+-- acknowledged is owed, unless it had handed every byte to its kernel, which delivers them
+-- after the process
+local function drop_connection(info, conn)
+  info.c[conn] = nil
+  local open = info.n and info.n[conn]
+  if open then
+    info.n[conn] = nil
+    if next(info.n) == nil then info.n = nil end
+  end
+  if info.k and info.k[conn] then
+    info.k[conn] = nil
+    info.t = 1
+  elseif open and open[1] < open[2] then
+    local holes = info.w or {}
+    holes[#holes + 1] = {open[1], open[2]}
+    info.w = merge_ranges(holes)
+  end
+end
+
+-- a client resuming at byte ``first`` inside a stretch a connection closed without, or one whose
+-- process died before it reported, says it has the bytes before it (it may have read a little
+-- more than the server saw acknowledged: an ACK lags the data it acknowledges)
+local function resumed_at(info, first)
+  for _, hole in ipairs(info.w or {}) do
+    if hole[1] < first and first < hole[2] then hole[1] = first end
+  end
+  for _, open in pairs(info.n or {}) do
+    if open[1] < first and first < open[2] then open[1] = first end
+  end
+end
+
 -- after a download's connections changed: complete it, pause it, or keep it running (a REPLY)
 local function settle(id, info)
   local open = count(info.c)

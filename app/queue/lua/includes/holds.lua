@@ -12,7 +12,7 @@ local function unbind_all(id, info)
   for conn, owner in pairs(info.c or {}) do
     if owner ~= '' then redis.call('ZREM', H, owner .. '|d|' .. id .. '|' .. conn) end
   end
-  info.o, info.c = nil, nil
+  info.o, info.c, info.n = nil, nil, nil
 end
 
 -- a waiter is seen: held by the calling process's stream, or (no stream) its presence renewed

@@ -41,7 +41,7 @@ local function release(id, info, outcome)
   commit(info, 0)
   redis.call('ZREM', A, id)
   redis.call('HDEL', I, id)
-  journal(id, EVENT.FINISHED, info, {'outcome', outcome, 'bytes', info.b or 0})
+  journal(id, EVENT.FINISHED, info, {'outcome', outcome, 'bytes', info.b or 0, 'resent', resent(info)})
   bump('outcome_' .. outcome)
   if info.st then observe('download', NOW - info.st) end
   changed = true

@@ -19,13 +19,26 @@ local function unbind_member(member, owner, last)
     end
     put_info(id, info)
   elseif kind == 'd' and info.c and info.c[conn] == owner then
-    info.c[conn] = nil
-    if info.k and info.k[conn] then
-      info.k[conn] = nil
-      info.t = 1  -- it had handed everything to its kernel, which delivers it after the process
-    end
+    drop_connection(info, conn)
     settle(id, info)
   end
+end
+
+-- a download whose lease ran out while every open connection of it belonged to a process that
+-- stopped showing signs of life (not reaped yet) did not stall: its connections end as that
+-- process's do when it is reaped (then it is paused or complete); false for any other
+local function ended_by_dead_owners(id, info)
+  if info.s ~= STATE.DOWNLOADING or next(info.c or {}) == nil then return false end
+  for _, owner in pairs(info.c) do
+    local seen = owner ~= '' and tonumber(redis.call('ZSCORE', O, owner))
+    if seen == false or (seen and seen > NOW - OWNER_TTL) then return false end
+  end
+  for conn, owner in pairs(info.c) do
+    redis.call('ZREM', H, owner .. '|d|' .. id .. '|' .. conn)
+    drop_connection(info, conn)
+  end
+  settle(id, info)
+  return true
 end
 
 -- processes that stopped showing signs of life lose what they held, ``budget`` items at most
@@ -56,9 +69,11 @@ local function reap()
   end
   for _, id in ipairs(due(A)) do
     local info = get_info(id) or {}
-    local outcome = expired_outcome(info)
-    release(id, info, outcome)
-    if outcome == OUTCOME.NO_SHOW then remember(id, info, STATE.MISSED) end
+    if not ended_by_dead_owners(id, info) then
+      local outcome = expired_outcome(info)
+      release(id, info, outcome)
+      if outcome == OUTCOME.NO_SHOW then remember(id, info, STATE.MISSED) end
+    end
   end
   if budget > 0 then budget = reap_owners(budget) end
   for _, id in ipairs(due(P)) do

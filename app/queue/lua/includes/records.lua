@@ -15,6 +15,8 @@
 --   w   {{first, end}, ...}: ranges connections closed without and no one has delivered since
 --   t   1: a connection whose range ran to the file's end closed with every byte acknowledged
 --   k   {connection id = 1}: connections that handed every byte to their kernel
+--   n   {connection id = {first, end}}: what each open connection has yet to have acknowledged
+--       (from its last report; a resume inside it moves its first byte up, as with w)
 --   cr  bytes/s the download counts for against the egress budget (their sum: counters.committed)
 --   tp  the download's recent throughput (bytes/s, smoothed)
 --   pt, pb  time (ms) and bytes of the last throughput sample
@@ -35,6 +37,14 @@ end
 
 local function put_info(id, info)
   redis.call('HSET', I, id, cjson.encode(info))
+end
+
+-- bytes acknowledged more than once: all acknowledged (b) less the distinct ones (r; a client
+-- with more than MAX_RANGES scattered ranges makes this an overestimate)
+local function resent(info)
+  local distinct = 0
+  for _, r in ipairs(info.r or {}) do distinct = distinct + r[2] - r[1] end
+  return math.max(0, (info.b or 0) - distinct)
 end
 
 local function count(tbl)

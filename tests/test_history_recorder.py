@@ -1,0 +1,39 @@
+"""Issue 21: the download history stays right when its journal entries are written out of order
+(a consumer that died with entries read and not written: another claims them later)."""
+from __future__ import annotations
+
+from app.extensions import db
+from app.history.models import Download
+from app.history.recorder import GROUP, HistoryRecorder
+
+from .helpers.queue import FAR, advance, journal
+
+
+def test_a_dead_consumers_older_outcome_does_not_replace_a_newer_one(app, make_engine, make_file):
+    file_id, _ = make_file("h.bin", 1000)
+    engine = make_engine(capacity=1, stall_timeout=2)
+    stream = engine.keys.journal
+    engine.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    # a download stalls: its admission, start and end are read by a consumer that then dies
+    engine.join("a", file_id, 1000, FAR, "127.0.0.1")
+    engine.start("a", "c1", 1000)
+    engine.progress("a", "c1", 0, 300, 300, range_end=1000)
+    advance(engine, 3)
+    engine.reap()
+    dead_read = engine.client.xreadgroup(GROUP, "dead", {stream: ">"}, count=100)
+    assert [f[b"outcome"] for _, f in dead_read[0][1] if b"outcome" in f] == [b"stalled"]
+    # the same token joins again, is admitted and completes
+    advance(engine, 1)
+    engine.join("a", file_id, 1000, FAR, "127.0.0.1")
+    engine.start("a", "c2", 1000)
+    assert engine.progress("a", "c2", 0, 1000, 1000, closing=True, range_end=1000).state == "complete"
+    assert [e.get("outcome") for e in journal(engine) if e["event"] == "finished"] == ["stalled", "completed"]
+
+    recorder = HistoryRecorder(engine.client, stream, app.app_context, block_ms=10, claim_idle_ms=60_000)
+    assert recorder.drain_once() == 3  # the newer three first: the dead consumer's are not idle enough
+    recorder.claim_idle_ms = 0
+    assert recorder.drain_once() == 3  # then its three, claimed
+    with app.app_context():
+        row = db.session.scalar(db.select(Download).filter_by(token_id="a"))
+        assert row.outcome == "completed" and (row.bytes_sent, row.bytes_resent) == (1000, 0)
+        assert row.started_at <= row.finished_at and row.admitted_at <= row.started_at

@@ -116,7 +116,7 @@ def redis_options(url: str, verify: str, ca: str | None) -> dict[str, object]:
         target = parse_redis_url(url)
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL: {exc}") from exc
-    if target.scheme != "rediss":
+    if not target.tls:
         return {}
     if ca is not None and not Path(ca).is_file():
         raise ConfigError(f"REDIS_TLS_CA must name a readable certificate file, got {ca!r}")
@@ -125,12 +125,18 @@ def redis_options(url: str, verify: str, ca: str | None) -> dict[str, object]:
     return {"ssl_cert_reqs": "required", **({"ssl_ca_certs": ca} if ca else {})}
 
 
-def limiter_options(url: str) -> dict[str, object]:
-    """Behind Sentinel, rate limits read the primary too (``limits`` reads replicas by default,
-    and a lagging or frozen replica would then decide)."""
-    if url.startswith("redis+sentinel://"):
-        return {"use_replicas": False, "sentinel_kwargs": {"socket_timeout": 2, "socket_connect_timeout": 2}}
-    return {}
+def limiter_storage(url: str, options: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """The rate limits' storage URI and options. Behind Sentinel they read the primary too
+    (``limits`` reads replicas by default, and a lagging or frozen replica would then decide);
+    ``limits`` has no ``rediss+`` schemes: TLS to Sentinel or a cluster is its ``ssl`` option."""
+    target = parse_redis_url(url) if url.startswith(("redis", "valkey")) else None
+    if target is None or target.kind == "server":
+        return url, options
+    extra: dict[str, object] = {"ssl": True} if target.tls else {}
+    if target.kind == "sentinel":
+        extra.update(use_replicas=False, sentinel_kwargs={"socket_timeout": 2, "socket_connect_timeout": 2,
+                                                          **({"ssl": True, **options} if target.tls else {})})
+    return url.replace("rediss+", "redis+", 1), {**options, **extra}
 
 
 def wait_replicas(url: str, raw: int | str) -> int:
@@ -237,7 +243,8 @@ class Config:
             ) from exc
         check_files_url(self.FILES_URL, self.X_ACCEL_REDIRECT, self._env)
         self.REDIS_OPTIONS = redis_options(self.REDIS_URL, self.REDIS_TLS_VERIFY, self.REDIS_TLS_CA)
-        self.RATELIMIT_STORAGE_OPTIONS = {**self.REDIS_OPTIONS, **limiter_options(self.RATELIMIT_STORAGE_URI)}
+        self.RATELIMIT_STORAGE_URI, self.RATELIMIT_STORAGE_OPTIONS = limiter_storage(
+            self.RATELIMIT_STORAGE_URI, self.REDIS_OPTIONS)
         self.REDIS_WAIT_REPLICAS = wait_replicas(self.REDIS_URL, self.REDIS_WAIT_REPLICAS)
         for bound in BOUNDS:
             problem = bound.check(getattr(self, bound.env))

@@ -4,15 +4,18 @@ Two gunicorn hosts (2 gevent workers each, the defaults a user gets) share one d
 redis-server (append-only, fsync always: the deployment this promise is made for) and one
 PostgreSQL database. --clients clients (gevent client processes) each take a token from a random
 host, wait over SSE (reconnecting as EventSource does), download with resume (one in five is
-cut off at a random point and resumes), and check the bytes. Meanwhile a worker serving a
-download is killed with SIGKILL and Redis is killed and restarted 2 s later.
+cut off at a random point and resumes), and check the bytes. One in ten leaves the line, one in
+ten closes its stream and comes back 5-60 s later (away), one in ten never downloads its turn.
+Meanwhile a worker serving a download is killed with SIGKILL and Redis is killed and restarted
+2 s later (--worker-at, --redis-at; --seed varies every client's choices).
 
 Prints what was lost: over-admissions (the server's own active count in every event, and
 overlaps in the history), slots still held at the end, FIFO inversions (history: joined earlier,
-admitted later), completed downloads without a ``completed`` history row, refused resumes
+admitted later), wrong outcomes in the history (a completed download without a ``completed``
+row, a turn never used without ``no_show``), clients unfinished at the end, refused resumes
 (410 before the client had every byte), wrong bytes, and 5xx other than the documented 503s.
 
-    python bench/chaos_bench.py [--clients 1000]
+    python bench/chaos_bench.py [--clients 1000] [--seed 0] [--worker-at 8] [--redis-at 16]
 """
 from __future__ import annotations
 
@@ -104,10 +107,21 @@ def client_process(hosts: list[str], files: dict[int, tuple[int, str]], count: i
         else:
             results["wrong_or_incomplete_bytes"] += 1
 
+    def first_event(host: str, token: str) -> None:
+        """Open the stream, hear the place, close it (a phone put in a pocket)."""
+        try:
+            with requests.get(f"{host}/api/v1/queue/{token}", stream=True, timeout=60) as r:
+                for line in r.iter_lines(decode_unicode=True):
+                    if line.startswith("data:"):
+                        return
+        except requests.RequestException:
+            pass
+
     def one(n: int) -> None:
         host = rng.choice(hosts)
         file_id = rng.choice(list(files))
         size, digest = files[file_id]
+        kind = rng.choices(("leaves", "away", "no_show", "downloads"), (1, 1, 1, 7))[0]
         try:
             r = requests.post(f"{host}/api/v1/files/{file_id}/tokens", timeout=30)
         except requests.RequestException:
@@ -117,15 +131,38 @@ def client_process(hosts: list[str], files: dict[int, tuple[int, str]], count: i
             results[f"token_{r.status_code}"] += 1
             return
         token = r.json()["token"]
+        if kind in ("leaves", "away"):
+            first_event(rng.choice(hosts), token)
+            gevent.sleep(rng.uniform(0, 5) if kind == "leaves" else rng.uniform(5, 60))
+        if kind == "leaves":
+            for _ in range(30):
+                try:
+                    if requests.delete(f"{rng.choice(hosts)}/api/v1/queue/{token}", timeout=30).status_code < 500:
+                        break
+                except requests.RequestException:
+                    pass
+                gevent.sleep(1)
+            results["left"] += 1
+            return
         outcome = sse_until_ready(rng.choice(hosts), token)
         if outcome != "ready":
             results[f"wait_{outcome}"] += 1
             return
+        if kind == "no_show":
+            report.send(("no_show", token))
+            results["no_show"] += 1
+            return
         download(rng.choice(hosts), token, size, digest)
+
+    def counted(n: int) -> None:
+        try:
+            one(n)
+        finally:
+            report.send(("finished", n))
 
     pool = Pool(count)
     for n in range(count):
-        pool.spawn(one, n)
+        pool.spawn(counted, n)
         gevent.sleep(0.01)
     pool.join()
     report.send(("done", dict(results)))
@@ -150,6 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--client-procs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker-at", type=float, default=8.0)
+    parser.add_argument("--redis-at", type=float, default=16.0)
     args = parser.parse_args()
 
     import os
@@ -192,12 +232,13 @@ def main() -> None:
         began = time.time()
         for n in range(args.client_procs):
             reader, writer = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=client_process, args=([h.url for h in hosts], files, per, n, writer))
+            proc = ctx.Process(target=client_process, args=([h.url for h in hosts], files, per,
+                                                                   args.seed * 1000 + n, writer))
             proc.start()
             readers.append(reader)
             procs.append(proc)
-        completed, results, killed = [], Counter(), []
-        faults = {"worker": began + 8, "redis": began + 16}
+        completed, no_shows, results, killed, finished = [], [], Counter(), [], 0
+        faults = {"worker": began + args.worker_at, "redis": began + args.redis_at}
         from multiprocessing.connection import wait
 
         while readers and time.time() - began < 1200:
@@ -218,6 +259,10 @@ def main() -> None:
                 kind, value = reader.recv()
                 if kind == "completed":
                     completed.append(value)
+                elif kind == "no_show":
+                    no_shows.append(value)
+                elif kind == "finished":
+                    finished += 1
                 else:
                     results.update(value)
                     readers.remove(reader)
@@ -228,7 +273,7 @@ def main() -> None:
         from app.services.tokens import verify_token
 
         engine = QueueEngine(client, "chaos", QueueSettings(capacity=CAPACITY))
-        deadline = time.time() + 15
+        deadline = time.time() + 90  # a turn never used holds its slot for ADMIT_TIMEOUT (60 s)
         while engine.reap().active and time.time() < deadline:
             time.sleep(0.5)
         leaked = engine.summary().active
@@ -236,6 +281,7 @@ def main() -> None:
             info = client.hget(engine.keys.key("info"), token_id)
             print("still held:", token_id.decode(), f"lease in {lease / 1000 - time.time():.0f} s", info)
         ids = {verify_token(SECRET, t).token_id for t in completed}
+        unused = {verify_token(SECRET, t).token_id for t in no_shows}
         engine_db = sa.create_engine(database)
         deadline = time.time() + 30
         while True:
@@ -244,7 +290,8 @@ def main() -> None:
                                             "FROM downloads")).mappings().all()
             recorded = {r["token_id"]: r["outcome"] for r in rows}
             missing = [t for t in ids if recorded.get(t) != "completed"]
-            if not missing or time.time() > deadline:
+            wrong_unused = [t for t in unused if recorded.get(t) != "no_show"]
+            if not (missing or wrong_unused) or time.time() > deadline:
                 break
             time.sleep(1)
         admitted = sorted((r["admitted_at"], r["joined_at"]) for r in rows if r["admitted_at"] and r["joined_at"])
@@ -260,8 +307,9 @@ def main() -> None:
         five = sum(v for k, v in results.items() if k.startswith(("http_5", "token_5", "sse_5")) and "503" not in k)
         log_errors = sum(p.read_text().count("Error handling request") for p in tmp_path.glob("host*.log"))
 
-    print(f"\nChaos: {args.clients} clients over 2 hosts x 2 gevent workers, capacity {CAPACITY}, "
-          f"worker killed ({len(killed)}), Redis killed and restarted after 2 s; {elapsed:.0f} s")
+    print(f"\nChaos (seed {args.seed}): {args.clients} clients over 2 hosts x 2 gevent workers, capacity {CAPACITY}, "
+          f"worker killed at {args.worker_at:.0f} s ({len(killed)}), Redis killed at {args.redis_at:.0f} s and "
+          f"restarted after 2 s; {elapsed:.0f} s")
     table = [
         ("downloads completed with the right bytes", len(completed)),
         ("over-admissions (max active seen in events - capacity)", max(0, seen["max_active"] - CAPACITY)),
@@ -269,6 +317,8 @@ def main() -> None:
         ("slots still held at the end", leaked),
         ("FIFO inversions (history)", inversions),
         ("completed downloads without a 'completed' row", len(missing)),
+        ("turns never used without a 'no_show' row", len(wrong_unused)),
+        ("clients unfinished at the end", per * args.client_procs - finished),
         ("refused resumes (410 before every byte)", results.get("refused_resume", 0)),
         ("wrong or incomplete bytes", results.get("wrong_or_incomplete_bytes", 0)),
         ("5xx other than 503", five),

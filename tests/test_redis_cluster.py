@@ -78,3 +78,42 @@ def test_the_queue_slot_migrates_mid_queue(cluster, gunicorn, make_file, setting
     serve_in_order(holder, SIZE, waiters, order, expected, first_within=10)  # over the new subscription
     last = token_id(waiters[-1].token)  # its completion lands with the server's last progress report
     wait_until(lambda: target.client().zscore(keys.key("spent"), last) is not None, message="the last one spent")
+
+
+def test_a_tls_cluster_loses_the_queues_primary_mid_queue_and_nothing_is_lost(app, tls_cluster, gunicorn,
+                                                                               make_file, settings):
+    """Issue 21: ``rediss+cluster://`` (TLS to every node), three primaries with a replica each;
+    the primary of the queue's slot dies with a download running and six waiting on two hosts:
+    its replica is promoted and the queue goes on, every place kept, one at a time, in order."""
+    file_id, path = make_file("r.bin", size=SIZE)
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    env = dict(REDIS_URL=tls_cluster.url, REDIS_TLS_CA=str(tls_cluster.tls[0]), REDIS_WAIT_REPLICAS=1,
+               QUEUE_CAPACITY=1, ADMIT_TIMEOUT=30, STALL_TIMEOUT=30)
+    hosts = [gunicorn(workers=1, **env), gunicorn(workers=1, **env)]
+    holder = slow_holder(hosts[0], file_id)
+    waiters, order = start_waiters([h.url for h in hosts], file_id, 6)
+    keys = QueueKeys(settings["QUEUE_NAME"])
+    old = tls_cluster.owner(keys.journal)
+    old.stop()  # the last join was acknowledged just now: WAIT put it on the replica
+    killed = time.monotonic()
+    wait_until(lambda: tls_cluster.owner(keys.journal) is not old and tls_cluster.healthy(), timeout=60,
+               interval=0.2, message="the replica promoted")
+    wait_until(lambda: all(healthy(h.url) for h in hosts), timeout=30, interval=0.2, message="both hosts")
+    followed = time.monotonic() - killed
+    for n, waiter in enumerate(waiters):
+        status = requests.get(f"{hosts[n % 2].url}/api/v1/queue/{waiter.token}/status", timeout=10)
+        assert (status.status_code, status.json()["position"]) == (200, n + 1)
+    serve_in_order(holder, SIZE, waiters, order, expected, first_within=30)
+    rows = wait_until(lambda: (r := history(app)) and len(r) == 7 and all(x["outcome"] for x in r) and r,
+                      timeout=30, message="7 history rows")
+    assert {r["outcome"] for r in rows} == {"completed"}
+    spans = [(r["admitted_at"], r["finished_at"]) for r in rows]
+    assert all(sum(1 for a, f in spans if a <= start < f) <= 1 for start, _ in spans)  # never two at once
+    print(f"followed the promotion in {followed:.1f} s")
+
+
+def healthy(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -3,8 +3,6 @@ certificates), and what health means. Sentinel and Cluster have modules of their
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 import time
 import uuid
 
@@ -17,7 +15,7 @@ from app.queue.engine import QueueEngine
 from app.queue.settings import QueueSettings
 from app.queue.states import TokenState
 from app.runtime import runtime
-from testbed.servers import RedisProcess
+from testbed.servers import RedisProcess, self_signed
 
 from .helpers.http import download_sha, new_token, wait_turn
 
@@ -25,13 +23,8 @@ from .helpers.http import download_sha, new_token, wait_turn
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory):
     """A redis-server that speaks only TLS, with a self-signed certificate for 127.0.0.1."""
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is not installed")
     folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    cert, key = self_signed(folder)
     server = RedisProcess(folder / "redis", tls=(cert, key)).start()
     yield server, cert
     server.stop()

@@ -1,5 +1,6 @@
 """Issue 10: the service behind Redis Sentinel (a primary, a replica, three Sentinels), with a
-failover mid-queue. The group is started once for the module."""
+failover mid-queue; issue 21: the same over TLS only (``rediss+sentinel://``). Each group is
+started once for the module."""
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,8 @@ def healthy(base: str) -> bool:
 def test_a_failover_mid_queue_keeps_every_place_and_the_capacity(app, sentinel, gunicorn, make_file):
     file_id, path = make_file("s.bin", size=SIZE)
     expected = hashlib.sha256(path.read_bytes()).hexdigest()
-    env = dict(REDIS_URL=sentinel.url, QUEUE_CAPACITY=1, ADMIT_TIMEOUT=30, STALL_TIMEOUT=30)
+    env = dict(REDIS_URL=sentinel.url, QUEUE_CAPACITY=1, ADMIT_TIMEOUT=30, STALL_TIMEOUT=30,
+               **({"REDIS_TLS_CA": str(sentinel.tls[0])} if sentinel.tls else {}))
     hosts = [gunicorn(workers=1, **env), gunicorn(workers=1, **env)]
     holder = slow_holder(hosts[0], file_id)  # a download running through the failover
     waiters, order = start_waiters([h.url for h in hosts], file_id, 6)  # on both hosts in turn

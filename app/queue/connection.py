@@ -4,6 +4,8 @@
 ``redis://host:port/db``, ``rediss://...`` (TLS)                   one server
 ``redis+sentinel://[user:pass@]host:port[,host:port]/service``     the primary Sentinel names now
 ``redis+cluster://[user:pass@]host:port[,host:port]``              Redis Cluster
+``rediss+sentinel://...``, ``rediss+cluster://...``                the same over TLS, to every
+                                                                  Sentinel and node
 ================================================================  =============================
 
 Every pool blocks when it is full instead of raising ``Too many connections``: with
@@ -37,13 +39,15 @@ def connect(url: str, max_connections: int = 64, wait: float = 10.0, **options: 
     }
     auth = {"username": target.username, "password": target.password}
     if target.kind == "sentinel":
-        sentinel = Sentinel(list(target.nodes), sentinel_kwargs={**auth, "socket_timeout": SENTINEL_TIMEOUT,
+        tls = {"ssl": True, **options} if target.tls else {}  # to the Sentinels and to the primary
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs={**auth, **tls, "socket_timeout": SENTINEL_TIMEOUT,
                                                                  "socket_connect_timeout": SENTINEL_TIMEOUT})
         return sentinel.master_for(target.service, connection_pool_class=BlockingSentinelPool,
-                                   health_check_interval=30, **auth, **common)
+                                   health_check_interval=30, **auth, **{**common, **tls})
     if target.kind == "cluster":
         (host, port), *others = target.nodes
-        return RedisCluster(url=f"redis://{host}:{port}", startup_nodes=[ClusterNode(h, p) for h, p in others],
+        scheme = "rediss" if target.tls else "redis"  # each node's pool is made from this URL's scheme
+        return RedisCluster(url=f"{scheme}://{host}:{port}", startup_nodes=[ClusterNode(h, p) for h, p in others],
                             connection_pool_class=BlockingConnectionPool, **auth, **common)
     pool = BlockingConnectionPool.from_url(url, health_check_interval=30, **common)
     return Redis(connection_pool=pool)

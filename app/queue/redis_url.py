@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-SCHEMES = ("redis", "rediss", "redis+sentinel", "redis+cluster")
+SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,12 @@ class RedisTarget:
 
     @property
     def kind(self) -> str:
-        return {"redis+sentinel": "sentinel", "redis+cluster": "cluster"}.get(self.scheme, "server")
+        return self.scheme.partition("+")[2] or "server"
+
+    @property
+    def tls(self) -> bool:
+        """``rediss``: TLS to every server, Sentinel and cluster node alike."""
+        return self.scheme.startswith("rediss")
 
 
 def parse_redis_url(url: str) -> RedisTarget:
@@ -35,12 +40,13 @@ def parse_redis_url(url: str) -> RedisTarget:
         host, _, port = host_port.rpartition(":") if ":" in host_port else (host_port, "", "")
         if not host or (port and not port.isdigit()):
             raise ValueError(f"bad host:port {host_port!r} in {parts.scheme}:// URL")
-        nodes.append((host.strip("[]"), int(port or (26379 if parts.scheme == "redis+sentinel" else 6379))))
+        nodes.append((host.strip("[]"), int(port or (26379 if parts.scheme.endswith("sentinel") else 6379))))
     service = parts.path.strip("/")
-    if parts.scheme == "redis+sentinel" and (not service or "/" in service):
-        raise ValueError("a redis+sentinel:// URL names the service: redis+sentinel://host:port[,host:port]/mymaster")
-    if parts.scheme == "redis+cluster" and service not in ("", "0"):
-        raise ValueError("a cluster has database 0 only: redis+cluster://host:port[,host:port]")
+    kind = parts.scheme.partition("+")[2]
+    if kind == "sentinel" and (not service or "/" in service):
+        raise ValueError(f"a {parts.scheme}:// URL names the service: {parts.scheme}://host:port[,host:port]/mymaster")
+    if kind == "cluster" and service not in ("", "0"):
+        raise ValueError(f"a cluster has database 0 only: {parts.scheme}://host:port[,host:port]")
     if parts.scheme in ("redis", "rediss") and len(nodes) > 1:
         raise ValueError("one server per redis:// URL; several nodes are redis+sentinel:// or redis+cluster://")
     return RedisTarget(parts.scheme, tuple(nodes), service, unquote(username) or None, unquote(password) or None)

@@ -6,6 +6,7 @@ returns what the HTTP layer renders; refusals are raised as the errors the clien
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -28,7 +29,11 @@ from .tokens import TokenClaims, iso_utc, verification_keys, verify_token
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
-ETA_REFRESH_SECONDS = 5.0  # a waiter's ETA is looked at again this often, even without news
+# near the front a waiter's ETA is looked at again this often, even without news (further back
+# it is at each heartbeat: a tenth of it rarely passes sooner); both are spread by up to a fifth,
+# so the streams one burst of news woke do not all wake again at once (a ready behind them waits)
+ETA_REFRESH_SECONDS = 5.0
+SPREAD = 0.2
 
 
 class EventKind:
@@ -197,6 +202,7 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
     last_id: int | None = None  # an event's id is the line's version it is exact at, sent once
     sent_eta: int | None = None
     sent_at = time.monotonic()
+    quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)  # silence after which a heartbeat goes
     hung_up = False  # a flag, not an Event: this runs once per waiting stream
 
     def on_hangup() -> None:
@@ -237,14 +243,19 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
             current = (position, line.waiting, line.active, line.capacity, str(line.mode), line.prequeued)
             if current != last or (position and _eta_moved(eta, sent_eta, position)):
                 last, sent_eta, sent_at = current, eta, time.monotonic()
+                quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
                 data = {"position": position, "waiting": line.waiting, "active": line.active,
                         "capacity": line.capacity, "eta_seconds": eta, "mode": str(line.mode)}
                 if position is None and release_at:
                     data.update(release_at=release_at, prequeued=line.prequeued)
                 yield QueueEvent(EventKind.POSITION, data, waiter.version if waiter.version != last_id else None)
                 last_id = waiter.version
-            if not waiter.wait(ETA_REFRESH_SECONDS) and time.monotonic() - sent_at >= HEARTBEAT_SECONDS:
+            pause = quiet - (time.monotonic() - sent_at)
+            if position and position <= NEAR_FRONT:
+                pause = min(pause, ETA_REFRESH_SECONDS * random.uniform(1 - SPREAD, 1))
+            if not waiter.wait(max(0.0, pause)) and time.monotonic() - sent_at >= quiet:
                 sent_at = time.monotonic()
+                quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
                 yield QueueEvent(EventKind.HEARTBEAT, {"every_seconds": round(HEARTBEAT_SECONDS)})
     finally:
         if stop_watching:

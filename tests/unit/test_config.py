@@ -63,3 +63,24 @@ def test_the_queue_rules_take_the_scripts_bounds():
             load_config({"APP_ENV": "test", bound.env: "x"})
     with pytest.raises(ConfigError, match="WAIT_GRACE"):
         load_config({"APP_ENV": "test"}, WAIT_GRACE=0)
+
+
+def test_tls_to_sentinel_and_cluster_is_named_by_rediss():
+    """Issue 21: ``rediss+sentinel://`` and ``rediss+cluster://`` carry the REDIS_TLS_* settings to
+    every Sentinel and node; the rate limits (``limits`` has no such schemes) get them as options."""
+    ca = __file__  # any readable file stands for the CA here
+    sentinel = load_config({"APP_ENV": "test", "REDIS_URL": "rediss+sentinel://10.0.0.1,10.0.0.2:26380/q",
+                            "REDIS_TLS_CA": ca})
+    assert sentinel.REDIS_OPTIONS == {"ssl_cert_reqs": "required", "ssl_ca_certs": ca}
+    assert sentinel.RATELIMIT_STORAGE_URI == "redis+sentinel://10.0.0.1,10.0.0.2:26380/q"
+    options = sentinel.RATELIMIT_STORAGE_OPTIONS
+    assert options["ssl"] is True and options["sentinel_kwargs"]["ssl"] is True
+    assert options["sentinel_kwargs"]["ssl_ca_certs"] == ca and options["use_replicas"] is False
+    cluster = load_config({"APP_ENV": "test", "REDIS_URL": "rediss+cluster://10.0.0.1:7000",
+                           "REDIS_TLS_VERIFY": "none"})
+    assert cluster.RATELIMIT_STORAGE_URI == "redis+cluster://10.0.0.1:7000"
+    assert cluster.RATELIMIT_STORAGE_OPTIONS == {"ssl": True, "ssl_cert_reqs": "none", "ssl_check_hostname": False}
+    plain = load_config({"APP_ENV": "test", "REDIS_URL": "redis+cluster://10.0.0.1:7000"})
+    assert plain.REDIS_OPTIONS == {} and "ssl" not in plain.RATELIMIT_STORAGE_OPTIONS
+    with pytest.raises(ConfigError, match="rediss\\+sentinel://host:port"):
+        load_config({"APP_ENV": "test", "REDIS_URL": "rediss+sentinel://10.0.0.1"})

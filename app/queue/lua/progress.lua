@@ -42,13 +42,17 @@ else
     bump('bytes', delta)
     per_minute('mb', delta)
   end
-  -- the download's recent throughput (bytes/s, smoothed over a few reports): what its client
-  -- takes now, not the burst that filled the socket buffers at the start
-  local since = info.pt or info.st or NOW
-  if NOW - since >= THROUGHPUT_SAMPLE then
-    local sample = (info.b - (info.pb or 0)) * 1000 / (NOW - since)
-    info.tp = info.tp and ((1 - THROUGHPUT_WEIGHT) * info.tp + THROUGHPUT_WEIGHT * sample) or sample
-    info.pt, info.pb = NOW, info.b
+  -- the download's recent throughput (constants.py: THROUGHPUT_WINDOW)
+  local samples = info.hs or {}
+  local newest = samples[#samples]
+  if not newest or NOW - newest[1] >= THROUGHPUT_SAMPLE then
+    samples[#samples + 1] = {NOW, info.b}
+    for _ = 1, THROUGHPUT_SAMPLES do
+      if #samples <= 2 or (NOW - samples[2][1] < THROUGHPUT_WINDOW and #samples <= THROUGHPUT_SAMPLES) then break end
+      table.remove(samples, 1)
+    end
+    info.hs = samples
+    if #samples >= 2 then info.tp = (info.b - samples[1][2]) * 1000 / (NOW - samples[1][1]) end
   end
   if BUDGET > 0 then
     if delta > 0 then per_second(delta) end

@@ -37,6 +37,7 @@ elseif count(info.c) >= MAX_CONNS then
   state = REPLY.TOO_MANY
 else
   resumed_at(info, first)
+  if count(info.c) == 0 then info.hs = nil end  -- (re)starting: measured again from its first report
   info.c = info.c or {}
   info.c[conn] = OWNER
   info.n = info.n or {}

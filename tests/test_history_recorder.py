@@ -37,3 +37,27 @@ def test_a_dead_consumers_older_outcome_does_not_replace_a_newer_one(app, make_e
         row = db.session.scalar(db.select(Download).filter_by(token_id="a"))
         assert row.outcome == "completed" and (row.bytes_sent, row.bytes_resent) == (1000, 0)
         assert row.started_at <= row.finished_at and row.admitted_at <= row.started_at
+
+
+def test_a_file_removed_mid_download_does_not_stop_the_history(app, make_engine, make_file):
+    """The journal names a file the catalog no longer has: its row is kept without the file, and
+    what follows it in the journal is still written."""
+    from app.catalog.service import remove_file
+
+    gone, _ = make_file("gone.bin", 1000)
+    kept, _ = make_file("kept.bin", 1000)
+    engine = make_engine(capacity=2)
+    stream = engine.keys.journal
+    engine.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    for token_id, file_id in (("a", gone), ("b", kept)):
+        engine.join(token_id, file_id, 1000, FAR, "127.0.0.1")
+        engine.start(token_id, "c1", 1000)
+        assert engine.progress(token_id, "c1", 0, 1000, 1000, closing=True, range_end=1000).state == "complete"
+    with app.app_context():
+        remove_file(gone)
+    recorder = HistoryRecorder(engine.client, stream, app.app_context, block_ms=10)
+    assert recorder.drain_once() == 6
+    with app.app_context():
+        rows = {r.token_id: r for r in db.session.scalars(db.select(Download))}
+        assert (rows["a"].file_id, rows["a"].outcome) == (None, "completed")
+        assert (rows["b"].file_id, rows["b"].outcome) == (kept, "completed")

@@ -73,12 +73,16 @@ STAMP = {JournalEvent.ADMITTED: "admitted_at", JournalEvent.STARTED: "started_at
          JournalEvent.FINISHED: "finished_at"}
 
 
+FOREIGN_KEY_VIOLATION = "23503"
+
+
 def record(event: dict[str, str]) -> None:
     """Upsert the row of the event's token (idempotent: replaying an event is harmless, and so is
-    writing it after a newer one of its kind)."""
+    writing it after a newer one of its kind). A file removed from the catalog meanwhile leaves
+    the row without its file, not the journal stuck on it."""
     columns = _columns(event)
     stamp = STAMP.get(event.get("event", ""))
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         row = db.session.scalar(db.select(Download).filter_by(token_id=event["t"]))
         if row is None:
             row = Download(token_id=event["t"], bytes_sent=0, bytes_resent=0)
@@ -92,9 +96,11 @@ def record(event: dict[str, str]) -> None:
         try:
             db.session.commit()
             return
-        except IntegrityError:
+        except IntegrityError as exc:
             db.session.rollback()
-            if attempt == 2:
+            if getattr(exc.orig, "pgcode", None) == FOREIGN_KEY_VIOLATION:
+                columns["file_id"] = None
+            elif attempt == 3:
                 raise
 
 

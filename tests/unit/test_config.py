@@ -71,7 +71,7 @@ def test_tls_to_sentinel_and_cluster_is_named_by_rediss():
     ca = __file__  # any readable file stands for the CA here
     sentinel = load_config({"APP_ENV": "test", "REDIS_URL": "rediss+sentinel://10.0.0.1,10.0.0.2:26380/q",
                             "REDIS_TLS_CA": ca})
-    assert sentinel.REDIS_OPTIONS == {"ssl_cert_reqs": "required", "ssl_ca_certs": ca}
+    assert {"ssl_cert_reqs": "required", "ssl_ca_certs": ca} == sentinel.REDIS_OPTIONS
     assert sentinel.RATELIMIT_STORAGE_URI == "redis+sentinel://10.0.0.1,10.0.0.2:26380/q"
     options = sentinel.RATELIMIT_STORAGE_OPTIONS
     assert options["ssl"] is True and options["sentinel_kwargs"]["ssl"] is True

@@ -13,13 +13,18 @@ Prints p50 / p90 of the absolute error by position, how often a method had no es
 what was lost (errors, wrong bytes). Runs on the defaults a user gets (QUEUE_CAPACITY=4 and
 so on); only the token rate limit is lifted, since all clients share one address.
 
-    python bench/eta_bench.py [--clients 30] [--arrival 0.25]
+Then a bursty reader without host pacing: A downloads a 100 MiB file with ``curl --limit-rate``
+(it acknowledges in steps of its buffer), B joins a second later behind it (capacity 1: the
+line is about A's remaining time alone); B's every told wait against the wait it had.
+
+    python bench/eta_bench.py [--clients 30] [--arrival 0.25] [--burst-rate 4M]
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import subprocess
 import tempfile
 import threading
 import time
@@ -98,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=30)
     parser.add_argument("--arrival", type=float, default=0.25, help="seconds between two arrivals")
+    parser.add_argument("--burst-rate", default="4M", help="curl --limit-rate of the bursty reader")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work, files = Path(tmp), Path(tmp) / "files"
@@ -157,6 +163,36 @@ def main() -> None:
                                                       for m in ("ours", "rate only", "Cloudflare")))
     print(f"lost: {lost} clients erred, {wrong} downloads with wrong bytes, "
           f"{len(clients) - len(admissions)} never admitted")
+    behind_a_bursty_reader(args.burst_rate)
+
+
+def behind_a_bursty_reader(rate: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        files = Path(tmp) / "files"
+        files.mkdir()
+        make_file(files, "big.bin", 100 << 20)
+        # capacity 1: B's wait is A's remaining time, nothing else
+        service = Service(Path(tmp) / "service", files, QUEUE_CAPACITY=1)
+        try:
+            first = service.admitted_token("big.bin")
+            began = time.monotonic()
+            reader = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "--limit-rate",
+                                       rate, f"{service.url}/api/v1/downloads/{first}"], stdout=subprocess.PIPE)
+            time.sleep(1)
+            told, ready = [], None
+            for kind, data in queue_events(service, "big.bin"):
+                if kind == "position":
+                    told.append((time.monotonic(), data.get("eta_seconds")))
+                elif kind == "ready":
+                    ready = time.monotonic()
+            got = int(reader.communicate()[0] or 0)
+        finally:
+            service.stop()
+    print(f"\nBehind a bursty reader (curl --limit-rate {rate}, 100 MiB; {got} bytes, "
+          f"{'right' if got == 100 << 20 else 'WRONG'} size; the waiter {'admitted' if ready else 'NEVER admitted'})")
+    print(f"{'at (s)':>8}{'told (s)':>10}{'real (s)':>10}")
+    for at, eta in told:
+        print(f"{at - began:>8.1f}{eta if eta is not None else '-':>10}{(ready or at) - at:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,11 @@ else
       table.remove(samples, 1)
     end
     info.hs = samples
-    if #samples >= 2 then info.tp = (info.b - samples[1][2]) * 1000 / (NOW - samples[1][1]) end
+    if #samples >= 2 then
+      info.tp = (info.b - samples[1][2]) * 1000 / (NOW - samples[1][1])
+    elseif info.st and NOW > info.st then
+      info.tp = info.b * 1000 / (NOW - info.st)  -- a first guess until a second report
+    end
   end
   if BUDGET > 0 then
     if delta > 0 then per_second(delta) end

@@ -9,6 +9,7 @@ import requests
 from app.queue.keys import QueueKeys
 from testbed.servers import wait_until
 
+from .helpers.failover import carried_on, healthy
 from .helpers.http import serve_in_order, slow_holder, start_waiters, token_id
 from .helpers.queue import ActiveMonitor, history
 
@@ -100,20 +101,6 @@ def test_a_tls_cluster_loses_the_queues_primary_mid_queue_and_nothing_is_lost(ap
                interval=0.2, message="the replica promoted")
     wait_until(lambda: all(healthy(h.url) for h in hosts), timeout=30, interval=0.2, message="both hosts")
     followed = time.monotonic() - killed
-    for n, waiter in enumerate(waiters):
-        status = requests.get(f"{hosts[n % 2].url}/api/v1/queue/{waiter.token}/status", timeout=10)
-        assert (status.status_code, status.json()["position"]) == (200, n + 1)
-    serve_in_order(holder, SIZE, waiters, order, expected, first_within=30)
-    rows = wait_until(lambda: (r := history(app)) and len(r) == 7 and all(x["outcome"] for x in r) and r,
-                      timeout=30, message="7 history rows")
-    assert {r["outcome"] for r in rows} == {"completed"}
-    spans = [(r["admitted_at"], r["finished_at"]) for r in rows]
-    assert all(sum(1 for a, f in spans if a <= start < f) <= 1 for start, _ in spans)  # never two at once
+    carried_on(app, [h.url for h in hosts], holder, SIZE, waiters, order, expected, first_within=30,
+               history_within=30)
     print(f"followed the promotion in {followed:.1f} s")
-
-
-def healthy(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False

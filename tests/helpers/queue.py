@@ -29,6 +29,14 @@ def advance(engine: QueueEngine, seconds: float) -> None:
     engine.client.hincrby(engine.keys.counters, "skew", int(seconds * 1000))
 
 
+def alive(engine: QueueEngine) -> None:
+    """Renew the engine's process's sign of life at the queue's clock, as its housekeeping does
+    every second while the process lives."""
+    seconds, micros = engine.client.time()
+    skew = int(engine.client.hget(engine.keys.counters, "skew") or 0)
+    engine.client.zadd(engine.keys.key("owners"), {engine.owner: seconds * 1000 + micros // 1000 + skew})
+
+
 def journal(engine: QueueEngine) -> list[dict[str, str]]:
     return [
         {k.decode(): v.decode() for k, v in fields.items()}

@@ -21,9 +21,11 @@ from .history.recorder import HistoryRecorder
 from .metrics import ProcessMetrics
 from .queue.connection import connect
 from .queue.engine import QueueEngine
-from .queue.housekeeping import Housekeeping, Retries
+from .queue.housekeeping import Housekeeping
 from .queue.hub import QueueHub
 from .queue.replies import Snapshot
+from .queue.reporter import Reporter
+from .queue.retries import Retries
 from .queue.settings import QueueSettings
 from .storage.files import Files
 
@@ -35,6 +37,7 @@ class _Parts:
     pid: int
     engine: QueueEngine
     retries: Retries
+    reporter: Reporter
     hub: QueueHub
     housekeeping: Housekeeping
     recorder: HistoryRecorder
@@ -64,12 +67,13 @@ class QueueRuntime:
         engine.on_call = self.metrics.script_called
         retries = Retries()
         hub = QueueHub(engine, retries, on_event=self._event_seen)
-        housekeeping = Housekeeping(engine, retries, on_reply=hub.freshen, on_rebind=hub.resync_all)
+        reporter = Reporter(engine, retries)
+        housekeeping = Housekeeping(engine, retries, reporter, on_reply=hub.freshen, on_rebind=hub.resync_all)
         recorder = HistoryRecorder(client, engine.keys.journal, self.app.app_context)
         limit = config["BANDWIDTH_LIMIT"]
         bandwidth = HostBandwidth(client, engine.keys.prefix, limit, engine.owner) if limit else None
         files = Files.from_config(config)
-        return _Parts(os.getpid(), engine, retries, hub, housekeeping, recorder, bandwidth, files)
+        return _Parts(os.getpid(), engine, retries, reporter, hub, housekeeping, recorder, bandwidth, files)
 
     @property
     def engine(self) -> QueueEngine:
@@ -84,6 +88,11 @@ class QueueRuntime:
         """Calls the queue must hear (a stream's end, a download's last report), kept for the
         housekeeping loop while Redis is away."""
         return self._built().retries
+
+    @property
+    def reporter(self) -> Reporter:
+        """This process's download reports, sent with its housekeeping round."""
+        return self._built().reporter
 
     @property
     def bandwidth(self) -> HostBandwidth | None:

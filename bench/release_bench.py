@@ -28,7 +28,9 @@ from harness import RedisProcess
 
 from app.queue.constants import MAX_STATUS_IDS, RELEASE_BATCH
 from app.queue.engine import QueueEngine
-from app.queue.housekeeping import Housekeeping, Retries
+from app.queue.housekeeping import Housekeeping
+from app.queue.reporter import Reporter
+from app.queue.retries import Retries
 from app.queue.settings import QueueSettings
 from app.queue.states import HAS_SLOT, TokenState
 
@@ -112,7 +114,7 @@ def main() -> None:
             client.config_set("slowlog-max-len", 100_000)
             engines = [QueueEngine(redis.Redis.from_url(server.url), "release-bench", QueueSettings())
                        for _ in range(2)]
-            loops = [Housekeeping(e, Retries(), on_reply=lambda snap: None, on_rebind=lambda: None) for e in engines]
+            loops = [Housekeeping(e, Retries(), Reporter(e, Retries()), on_reply=lambda snap: None, on_rebind=lambda: None) for e in engines]
             for loop in loops:
                 loop.start()
             try:

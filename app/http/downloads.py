@@ -46,7 +46,7 @@ def headers_for(plan: DownloadPlan) -> dict[str, str]:
 def serving() -> Serving:
     """A connection's last report may wait for the housekeeping loop: this process's loops run."""
     rt = runtime(current_app).running()
-    return Serving(rt.engine, rt.retries, rt.bandwidth, rt.metrics.sent_bytes.inc, rt.files, current_app.config)
+    return Serving(rt.engine, rt.reporter, rt.bandwidth, rt.metrics.sent_bytes.inc, rt.files, current_app.config)
 
 
 def render(answer: Answer) -> Response:

@@ -101,6 +101,9 @@ STATUS_CHUNK = 50  # token ids per status call the hub sends (about a millisecon
 MAX_INSPECT = 500  # running downloads one inspection describes
 TOP_HOLDERS = 10  # clients holding the most places, as an inspection lists them
 RELEASE_BATCH = 64  # pre-queued waiters one release call draws and places (about 2 ms)
+PROGRESS_BATCH = 64  # download reports one progress call carries (a process sends more in several)
+REPORT_FIELDS = 10  # arguments of one report (progress.lua)
+REPORT_AGE_MAX = 60_000  # ms: a report older than this is refused (its process held it too long)
 MAX_RELEASES = 10  # scheduled releases the line's summary lists, soonest first
 DRAW_BITS = 52  # a draw is a uniform integer below 2**52 (exact in a Lua number; bias < n / 2**52)
 MAX_RANGES = 64  # byte ranges kept per download (a client asking for scattered ones)
@@ -169,6 +172,7 @@ def lua_header(body: str | None = None) -> str:
         "MAX_INT": MAX_INT, "MAX_MS": MAX_MS, "ID_MAX": ID_MAX, "CLIENT_MAX": CLIENT_MAX, "HOLDER_MAX": HOLDER_MAX,
         "RECLAIM_BATCH": RECLAIM_BATCH, "OWNER_BATCH": OWNER_BATCH, "MAX_STATUS_IDS": MAX_STATUS_IDS,
         "MAX_INSPECT": MAX_INSPECT, "TOP_HOLDERS": TOP_HOLDERS, "RELEASE_BATCH": RELEASE_BATCH,
+        "PROGRESS_BATCH": PROGRESS_BATCH, "REPORT_FIELDS": REPORT_FIELDS, "REPORT_AGE_MAX": REPORT_AGE_MAX,
         "MAX_RELEASES": MAX_RELEASES, "DRAW_LIMIT": 2**DRAW_BITS, "MAX_RANGES": MAX_RANGES, "SCHEDULE_SLOTS": SCHEDULE_SLOTS,
         "RATE_WINDOW": RATE_WINDOW, "JOURNAL_MAX": JOURNAL_MAX, "OWNER_TTL": OWNER_TTL_MS,
         "REMOVED_TTL": REMOVED_TTL_MS, "THROUGHPUT_SAMPLE": THROUGHPUT_SAMPLE_MS,

@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis import Redis, RedisCluster
@@ -39,11 +39,13 @@ from .constants import (
     MAX_MS,
     MAX_STATUS_IDS,
     MS,
+    PROGRESS_BATCH,
     RELEASE_BATCH,
     is_id,
 )
 from .keys import QueueKeys
 from .replies import Inspection, RunningDownload, Snapshot
+from .reports import ProgressReport
 from .scripts import QueueScripts
 from .settings import QueueSettings, stored_changes
 from .states import StatusMode
@@ -261,20 +263,23 @@ class QueueEngine:
         self, token_id: str, conn_id: str, first: int, end: int, delta: int,
         closing: bool = False, range_end: int | None = None, handed: bool = False, paced: bool = False,
     ) -> Snapshot:
-        """Report bytes the client acknowledged on a connection (``[first, end)`` so far, of a
-        request for ``[first, range_end)``): renews the lease and completes the download.
+        """One connection's report, now (``ProgressReport`` says what each argument means); the
+        reply's ``state`` is its outcome."""
+        report = ProgressReport(token_id, conn_id, first, end, delta, end if range_end is None else range_end,
+                                closing, handed, paced)
+        snap, states = self.report([report])
+        snap.state = states[0]
+        return snap
 
-        ``handed``: every byte of the range is in the kernel's hands (it delivers them even if
-        this process dies). ``paced``: the host's bandwidth share held the connection back, so
-        its throughput says what it was given, not what its client could take."""
-        range_end = end if range_end is None else range_end
-        for value, what in ((first, "first"), (end, "end"), (delta, "delta"), (range_end, "range end")):
-            _check_count(value, what)
-        if not first <= end <= range_end:
-            raise ValueError(f"bad progress range: {first} <= {end} <= {range_end}")
-        return self._run("progress", _check_id(token_id, "token id"), _check_id(conn_id, "connection id"),
-                         first, end, delta, range_end, 1 if closing else 0, 1 if handed else 0,
-                         1 if paced else 0)
+    def report(self, reports: Sequence[ProgressReport]) -> tuple[Snapshot, list[str]]:
+        """Up to ``PROGRESS_BATCH`` connections' reports in one call: renews their leases, records
+        what their clients have, completes downloads; also this process's sign of life and a
+        reap. Returns the snapshot and each report's outcome (a ``Reply``), in order."""
+        if not 1 <= len(reports) <= PROGRESS_BATCH:
+            raise ValueError(f"1 to {PROGRESS_BATCH} reports per progress call")
+        now = time.monotonic()
+        snap, data = self._call("progress", len(reports), *(arg for r in reports for arg in r.args(now)))
+        return snap, list(data["states"])
 
     def release(self, draws: int = RELEASE_BATCH) -> Snapshot:
         """Take the next step of a due release: up to ``draws`` pre-queued waiters drawn with

@@ -9,8 +9,9 @@ that sees it due helps; each call is atomic, so none is placed twice). When
 the queue says it had given this process up for dead, ``on_rebind`` (the hub) holds its waiters
 again; every reap reply goes to ``on_reply`` (the hub's freshest figures for the ETA).
 
-``Retries`` keeps the calls that failed while Redis was away (a stream's end, a download's final
-report) and the housekeeping loop makes them again once it answers.
+The kept calls (``Retries``) are made again in each round, once Redis answers. A process with
+downloads running sends their reports (``Reporter``) in the round's call instead of a bare reap:
+one call per process per second carries its sign of life and all of its downloads' progress.
 
 The loop uses ``threading``; under gunicorn's gevent worker it is a greenlet.
 """
@@ -18,63 +19,31 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from ..errors import Unavailable
 from .engine import QueueEngine
 from .replies import Snapshot
+from .reporter import Reporter
+from .retries import Retries
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 100_000  # calls kept for retry while Redis is away
 REAP_BURST, REAP_PAUSE = 500, 0.01  # at most 500 reap calls per round, 10 ms apart
 RELEASE_PAUSE = 0.002  # between two release calls (each places RELEASE_BATCH waiters)
 
 
-class Retries:
-    """Calls the queue must hear, kept while Redis is away."""
-
-    def __init__(self, limit: int = MAX_RETRIES) -> None:
-        self.limit = limit
-        self._calls: deque[Callable[[], Any]] = deque()
-
-    def __len__(self) -> int:
-        return len(self._calls)
-
-    def call(self, call: Callable[[], Any]) -> None:
-        """Make the call now; while Redis is away keep it for the next ``drain``."""
-        try:
-            call()
-        except Unavailable:
-            if len(self._calls) >= self.limit:
-                log.error("dropping a queue call kept for retry: %d are waiting", self.limit)
-                self._calls.popleft()
-            self._calls.append(call)
-
-    def drain(self) -> None:
-        """Make the kept calls again, oldest first, until Redis is away again."""
-        while self._calls:
-            call = self._calls[0]
-            try:
-                call()
-            except Unavailable:
-                return
-            except Exception:
-                log.exception("a queue call kept for retry failed")
-            self._calls.popleft()
-
-
 class Housekeeping:
-    """The once-a-second loop: reap, notice a rebind, make the kept calls."""
+    """The once-a-second loop: reap (with the downloads' reports), notice a rebind, make the kept
+    calls."""
 
     def __init__(
-        self, engine: QueueEngine, retries: Retries, on_reply: Callable[[Snapshot], None],
+        self, engine: QueueEngine, retries: Retries, reporter: Reporter, on_reply: Callable[[Snapshot], None],
         on_rebind: Callable[[], None], interval: float = 1.0,
     ) -> None:
         self.engine = engine
         self.retries = retries
+        self.reporter = reporter
         self.on_reply = on_reply
         self.on_rebind = on_rebind
         self.interval = interval
@@ -108,14 +77,14 @@ class Housekeeping:
         self.retries.drain()
 
     def _reap(self) -> None:
-        """Reclaim what ran out; after a burst keep going, with pauses that let other clients of
-        Redis in."""
+        """Reclaim what ran out and send the downloads' reports; after a burst (or with more reports
+        than a call carries) keep going, with pauses that let other clients of Redis in."""
         for _ in range(REAP_BURST):
-            snap = self.engine.reap()
+            snap = self.reporter.send() or self.engine.reap()
             self.on_reply(snap)
             if snap.due:
                 self._release()
-            if not snap.more or self._stop.wait(REAP_PAUSE):
+            if not (snap.more or len(self.reporter)) or self._stop.wait(REAP_PAUSE):
                 return
 
     def _release(self) -> None:

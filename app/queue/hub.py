@@ -32,8 +32,8 @@ from ..errors import AppError, Unavailable
 from .connection import refresh, subscribe
 from .constants import STATUS_CHUNK
 from .engine import QueueEngine
-from .housekeeping import Retries
 from .replies import Snapshot
+from .retries import Retries
 from .states import HAS_SLOT, StatusMode
 from .tracker import Change, Observed, PositionTracker, Waiter, WaiterState
 

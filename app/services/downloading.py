@@ -21,8 +21,8 @@ from ..delivery.sender import Transfer
 from ..errors import AppError, WaitingInLine
 from ..queue.engine import QueueEngine
 from ..queue.eta import eta_seconds
-from ..queue.housekeeping import Retries
-from ..queue.replies import Snapshot
+from ..queue.reporter import Reporter
+from ..queue.reports import ProgressReport
 from ..queue.states import HAS_SLOT, Reply, TokenState
 from ..storage.errors import FileWithdrawn
 from ..storage.files import Files
@@ -39,7 +39,7 @@ class Serving:
     """What serving downloads needs, built once per process by the runtime."""
 
     engine: QueueEngine
-    retries: Retries  # a connection's last report must reach the queue, even after an outage
+    reporter: Reporter  # the process's reports of its connections, sent together
     bandwidth: HostBandwidth | None  # the host's BANDWIDTH_LIMIT, shared by its downloads
     count_sent: Callable[[int], None]  # bytes the clients acknowledged (metrics)
     files: Files  # where the bytes are
@@ -171,9 +171,9 @@ def close(engine: QueueEngine, plan: DownloadPlan, opened: Opened) -> None:
 def transfer(serving: Serving, plan: DownloadPlan, opened: Opened, source: Source, sock: Any = None) -> Transfer:
     """The response body; what the client acknowledged renews the lease and completes the token.
 
-    A completed token's tail is served without a slot and reports nothing. A final report that
-    finds Redis away is kept and retried by the housekeeping loop."""
-    engine = serving.engine
+    A completed token's tail is served without a slot and reports nothing. The reports go with
+    the process's next round (``Reporter``); the final one goes at once, and is kept and retried
+    by the housekeeping loop while Redis is away."""
     token_id, conn_id = plan.claims.token_id, opened.conn_id
     first, range_end = plan.selection.start, plan.selection.end
     reported = counted = 0
@@ -184,25 +184,17 @@ def transfer(serving: Serving, plan: DownloadPlan, opened: Opened, source: Sourc
         counted = acked
         if opened.tail:
             return True
-        delta, reported_before = acked - reported, reported
+        report = ProgressReport(token_id, conn_id, first, first + acked, acked - reported, range_end, closing,
+                                handed, paced=share is not None and share.held_back)
         reported = acked
-
-        def report() -> Snapshot:
-            return engine.progress(token_id, conn_id, first, first + acked, delta, closing, range_end, handed,
-                                   paced=share is not None and share.held_back)
-
         if closing:
-            serving.retries.call(report)
+            serving.reporter.close(report)
             return True
-        try:
-            return report().state != Reply.GONE
-        except AppError:
-            reported = reported_before  # not heard: the next report carries these bytes too
-            return True  # the store is down: keep serving, the lease decides later
+        return serving.reporter.submit(report)
 
     share = serving.bandwidth.join(token_id, conn_id) if serving.bandwidth is not None else None
     return Transfer(source, first, range_end, on_progress, sock=sock, share=share,
-                    stall_timeout=engine.settings.stall_timeout)
+                    stall_timeout=serving.engine.settings.stall_timeout)
 
 
 def hand_off(engine: QueueEngine, plan: DownloadPlan, opened: Opened, prefix: str) -> str:

@@ -3,9 +3,10 @@
 On a private redis-server (defaults a user gets, ``MAX_QUEUE_LENGTH`` raised so the line may
 hold what is measured), for two lengths of line, the Redis *process* CPU (``INFO cpu``, main
 thread: scripts, replies and pub/sub delivery together) per call of: a join held by a stream,
-an admission (a leave that admits the head), a progress report, the reap each process sends
-once a second (its sign of life, which renews the presence of every waiter it streams), and a
-resync chunk (50 waiters asked about after a failover). An admission publishes an event (a join
+an admission (a leave that admits the head), the reap each process sends once a second (its
+sign of life, which renews the presence of every waiter it streams; a process with downloads
+running sends their progress reports in that call instead, PROGRESS_BATCH per call at most:
+measured carrying 1, 25 and PROGRESS_BATCH reports), and a resync chunk (50 waiters asked about after a failover). An admission publishes an event (a join
 alone does not: it moves no one's place): both are measured with no subscriber and with
 ``--subscribers`` (every worker of every host holds one subscription), which gives the cost of
 delivering one event to one subscriber.
@@ -21,6 +22,7 @@ loop (ZRANK + SCARD per waiter per second), measured on the same line.
 from __future__ import annotations
 
 import argparse
+import math
 import selectors
 import socket
 import tempfile
@@ -31,8 +33,11 @@ from pathlib import Path
 
 from harness import RedisProcess
 
+from app.queue.constants import PROGRESS_BATCH
+
 CALLS = 2000
-PROGRESS_EVERY = 1.0  # seconds between two progress reports of a running download (app/delivery/sender.py)
+ROUND = 1.0  # seconds between two housekeeping rounds of a process (app/queue/housekeeping.py)
+CARRIED = (1, 25)  # reports per round call measured, besides PROGRESS_BATCH
 
 
 def cpu_seconds(client) -> float:
@@ -91,7 +96,7 @@ class Costs:
     admission: float
     join_subscribed: float
     admission_subscribed: float
-    progress: float
+    rounds: dict[int, float]  # reports carried -> µs of a round call carrying them
     reap: float
     resync_chunk: float
     seed_poll: float
@@ -139,9 +144,7 @@ def measure(client, port: int, line: int, subscribers: int, far: float) -> Costs
     heard, event_bytes = listeners.messages, listeners.bytes / max(1, listeners.messages)
     listeners.close()
     assert heard == expected, f"subscribers heard {heard} of {expected} events"
-    engine.start(holder[0], "c1", 10**12)
-    c_progress = cost(client, lambda n: engine.progress(holder[0], "c1", 0, (n + 1) * 10**6, 10**6,
-                                                        range_end=10**12))
+    rounds = {k: round_cost(client, far, k) for k in (*CARRIED, PROGRESS_BATCH)}
     c_reap = cost(client, lambda n: engine.reap())
     ids = [f"w{n:08d}" for n in range(4 * CALLS, 4 * CALLS + STATUS_CHUNK)]
     c_resync = cost(client, lambda n: engine.status(ids, mode="resync"), 200)
@@ -158,8 +161,32 @@ def measure(client, port: int, line: int, subscribers: int, far: float) -> Costs
     c_seed = cost(client, seed_poll)
     left = engine.summary().waiting
     assert left == line, f"the line holds {left} of {line}: waiters were lost"  # as many joined as admitted
-    return Costs(line, c_join, c_admit, c_join_s, c_admit_s, c_progress, c_reap, c_resync, c_seed, memory,
+    return Costs(line, c_join, c_admit, c_join_s, c_admit_s, rounds, c_reap, c_resync, c_seed, memory,
                  event_bytes)
+
+
+def round_cost(client, far: float, carried: int) -> float:
+    """Redis CPU µs of a round call carrying ``carried`` running downloads' reports (a process's
+    every second), on a queue of its own with as many downloads running and a line behind them."""
+    from app.queue.engine import QueueEngine
+    from app.queue.reports import ProgressReport
+    from app.queue.settings import QueueSettings
+
+    engine = QueueEngine(client, f"round{carried}", QueueSettings(capacity=carried, max_queue_length=10**8))
+    ids = [f"d{n:04d}" for n in range(carried)]
+    for tid in [*ids, *(f"q{n:04d}" for n in range(100))]:
+        engine.join(tid, 1, 10**12, far, streamed=True)
+    for tid in ids:
+        assert engine.start(tid, f"c{tid}", 10**12).state == "ok"
+
+    def send(n: int) -> None:
+        _, states = engine.report([ProgressReport(tid, f"c{tid}", 0, (n + 1) * 10**6, 10**6, 10**12) for tid in ids])
+        assert states == ["ok"] * carried, f"a round's reports were refused: {set(states)}"
+
+    spent = cost(client, send, CALLS // 4)
+    views = engine.status(ids).tokens
+    assert all(views[tid].bytes == CALLS // 4 * 10**6 for tid in ids), "a round's bytes were lost"
+    return spent
 
 
 @dataclass(frozen=True)
@@ -169,11 +196,22 @@ class Deployment:
     workers: int
     joins: float
     admissions: float
-    running: int  # downloads in flight, each reporting progress every PROGRESS_EVERY seconds
+    running: int  # downloads in flight, spread over the processes, reported in their rounds
 
     @property
     def processes(self) -> int:
         return self.hosts * self.workers
+
+
+def rounds_cost(c: Costs, carried: float) -> float:
+    """µs of one process's round with ``carried`` downloads running: a reap without any, else
+    calls of PROGRESS_BATCH reports, each a fixed cost and a cost per report (the straight line
+    through the measures carrying 1 and PROGRESS_BATCH)."""
+    if carried <= 0:
+        return c.reap
+    per_report = (c.rounds[PROGRESS_BATCH] - c.rounds[1]) / (PROGRESS_BATCH - 1)
+    fixed = c.rounds[1] - per_report
+    return math.ceil(carried / PROGRESS_BATCH) * fixed + carried * per_report
 
 
 def plan(c: Costs, subscribers: int, d: Deployment) -> tuple[float, float, float, float, float]:
@@ -181,7 +219,7 @@ def plan(c: Costs, subscribers: int, d: Deployment) -> tuple[float, float, float
     per_event_per_subscriber = max(0.0, (c.admission_subscribed - c.admission) / subscribers)
     fanout = per_event_per_subscriber * d.processes
     cpu_us = (d.joins * c.join_subscribed + d.admissions * (c.admission + fanout)
-              + d.processes * c.reap + d.running / PROGRESS_EVERY * c.progress)
+              + d.processes * rounds_cost(c, d.running / d.processes) / ROUND)
     memory = d.waiters * c.memory_per_waiter / 1e9
     network = d.admissions * c.event_bytes * d.processes / 1e6
     resync = d.waiters / 50 * c.resync_chunk / 1e6
@@ -213,13 +251,16 @@ def main() -> None:
                         (f"join, {args.subscribers} subscribers", "join_subscribed"),
                         ("admission (leave + admit the head), no subscriber", "admission"),
                         (f"admission, {args.subscribers} subscribers", "admission_subscribed"),
-                        ("progress report of a running download", "progress"),
                         ("reap: a process's sign of life, once a second", "reap"),
                         ("resync chunk of 50 waiters (after a failover)", "resync_chunk"),
                         ("peer: the seed's poll (ZRANK + SCARD) of one waiter", "seed_poll"),
                         ("memory per waiter (bytes)", "memory_per_waiter"),
                         ("event size on the wire (bytes)", "event_bytes")):
         print(f"{label:58}" + "".join(f"{getattr(c, attr):>16.1f}" for c in runs))
+        if attr == "reap":
+            for k in (*CARRIED, PROGRESS_BATCH):
+                print(f"{f'round call carrying {k} downloads’ reports':58}"
+                      + "".join(f"{c.rounds[k]:>16.1f}" for c in runs))
     print("lost: 0 waiters, 0 events (checked after every phase)\n")
 
     c = runs[-1]
@@ -227,7 +268,7 @@ def main() -> None:
         Deployment(10_000, 2, 4, 10, 10, 100),
         Deployment(100_000, 10, 8, 50, 50, 1_000),
         Deployment(1_000_000, 50, 8, 100, 100, 1_000),
-        Deployment(1_000_000, 50, 8, 100, 100, 6_000),
+        Deployment(1_000_000, 50, 8, 100, 100, 10_000),
         Deployment(1_000_000, 50, 8, 1_000, 100, 1_000),
     ]
     print(f"{'waiters':>10} {'hosts x workers':>15} {'joins/s':>8} {'admits/s':>8} {'running':>8} "

@@ -156,3 +156,16 @@ def test_a_connection_whose_slot_was_taken_back_is_told_to_stop(make_engine):
     assert reporter.submit(report(a, 200, 100)) is False
     reporter.close(report(a, 200, 0, closing=True))
     assert reporter.submit(report(a, 200, 0)) is True  # forgotten once closed
+
+
+def test_a_first_report_sent_now_ends_the_min_rate_a_budget_counts(make_engine):
+    """Under an egress budget a download counts as MIN_RATE until measured: its first report
+    goes at once, not with the round."""
+    engine = make_engine(capacity=4, egress_budget=100_000_000, min_rate=10_000_000)
+    (tid,) = running(engine, 1)
+    assert info(engine, tid)["cr"] == 10_000_000
+    advance(engine, 1)
+    reporter = Reporter(engine, Retries())
+    assert reporter.send_now(report(tid, 5000, 5000))
+    assert len(reporter) == 0
+    assert 4000 <= info(engine, tid)["cr"] <= 5000  # what its client takes: 5,000 bytes in a second

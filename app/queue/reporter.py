@@ -10,10 +10,11 @@ for the next round; what a closing report could not deliver is kept by ``Retries
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 
-from ..errors import Unavailable
+from ..errors import AppError, Unavailable
 from .constants import PROGRESS_BATCH
 from .engine import QueueEngine
 from .replies import Snapshot
@@ -57,6 +58,21 @@ class Reporter:
         final = kept.then(report) if kept else report
         self.retries.call(lambda: self.engine.report([final]))
 
+    def send_now(self, report: ProgressReport) -> bool:
+        """A running connection's report sent at once, alone (a download's first under an egress
+        budget: the budget counts it as MIN_RATE until it hears its speed); kept for the next
+        round while Redis is away. False once the queue said the slot is gone."""
+        with self._lock:
+            if report.conn_id in self._gone:
+                return False
+            while report.conn_id in self._on_the_way:
+                self._sent.wait()
+            kept = self._kept.pop(report.conn_id, None)
+            self._on_the_way.add(report.conn_id)
+        with contextlib.suppress(AppError):  # away, or refused (logged): the download goes on
+            self._deliver([kept.then(report) if kept else report])
+        return report.conn_id not in self._gone
+
     def send(self) -> Snapshot | None:
         """Send up to ``PROGRESS_BATCH`` kept reports in one call; None when none is kept.
 
@@ -68,6 +84,10 @@ class Reporter:
             self._on_the_way.update(report.conn_id for report in batch)
         if not batch:
             return None
+        return self._deliver(batch)
+
+    def _deliver(self, batch: list[ProgressReport]) -> Snapshot:
+        """One call with reports marked on their way."""
         try:
             snap, states = self.engine.report(batch)
         except Unavailable:

@@ -176,20 +176,22 @@ def transfer(serving: Serving, plan: DownloadPlan, opened: Opened, source: Sourc
     by the housekeeping loop while Redis is away."""
     token_id, conn_id = plan.claims.token_id, opened.conn_id
     first, range_end = plan.selection.start, plan.selection.end
-    reported = counted = 0
+    reported = counted = reports = 0
 
     def on_progress(acked: int, closing: bool, handed: bool) -> bool:
-        nonlocal reported, counted
+        nonlocal reported, counted, reports
         serving.count_sent(acked - counted)
         counted = acked
         if opened.tail:
             return True
         report = ProgressReport(token_id, conn_id, first, first + acked, acked - reported, range_end, closing,
                                 handed, paced=share is not None and share.held_back)
-        reported = acked
+        reported, reports = acked, reports + 1
         if closing:
             serving.reporter.close(report)
             return True
+        if reports == 1 and serving.engine.settings.egress_budget > 0:
+            return serving.reporter.send_now(report)  # the budget counts it as MIN_RATE until then
         return serving.reporter.submit(report)
 
     share = serving.bandwidth.join(token_id, conn_id) if serving.bandwidth is not None else None

@@ -61,3 +61,33 @@ def test_a_file_removed_mid_download_does_not_stop_the_history(app, make_engine,
         rows = {r.token_id: r for r in db.session.scalars(db.select(Download))}
         assert (rows["a"].file_id, rows["a"].outcome) == (None, "completed")
         assert (rows["b"].file_id, rows["b"].outcome) == (kept, "completed")
+
+
+def test_a_batch_of_entries_is_written_in_one_statement(app, make_engine, make_file):
+    """A busy line's journal (100 downloads admitted and ended, two entries each) goes to the table
+    in one upsert per batch, not a round of queries per entry; every row is right."""
+    import sqlalchemy as sa
+
+    file_id, _ = make_file("batch.bin", 1000)
+    engine = make_engine(capacity=100)
+    stream = engine.keys.journal
+    engine.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    for n in range(100):
+        engine.join(f"t{n}", file_id, 1000, FAR, "127.0.0.1")
+        engine.leave(f"t{n}")
+    recorder = HistoryRecorder(engine.client, stream, app.app_context, block_ms=10)
+    statements: list[str] = []
+    with app.app_context():
+        def count(conn, cursor, statement, *args):
+            statements.append(statement.split()[0].upper())
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert recorder.drain_once() == 200
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        assert statements.count("INSERT") == 1 and "UPDATE" not in statements
+        rows = {r.token_id: r for r in db.session.scalars(db.select(Download))}
+        assert len(rows) == 100
+        assert {(r.file_id, r.outcome, r.bytes_sent) for r in rows.values()} == {(file_id, "left", 0)}
+        assert all(r.admitted_at <= r.finished_at for r in rows.values())

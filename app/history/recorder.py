@@ -17,8 +17,11 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import and_, case, func, or_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ..catalog.models import File
 from ..extensions import db
 from ..logs import token_ref
 from ..queue.states import JournalEvent
@@ -66,41 +69,70 @@ def log_event(event: dict[str, str]) -> None:
     log.info(kind, extra=extra)
 
 
-# the column that dates each kind of event: an event older than what its row holds for that kind
-# changes nothing (a token admitted again after a stall has two; a dead consumer's pending
-# entries are claimed after newer ones were written)
-STAMP = {JournalEvent.ADMITTED: "admitted_at", JournalEvent.STARTED: "started_at",
-         JournalEvent.FINISHED: "finished_at"}
-
-
+# the column that dates each kind of event, and the columns that kind sets: an event older than
+# what its row holds for that kind changes none of them (a token admitted again after a stall has
+# two; a dead consumer's pending entries are claimed after newer ones were written)
+KINDS = {
+    JournalEvent.ADMITTED: ("admitted_at", ("joined_at", "client_addr", "place_drawn")),
+    JournalEvent.STARTED: ("started_at", ()),
+    JournalEvent.FINISHED: ("finished_at", ("outcome", "bytes_sent", "bytes_resent")),
+}
 FOREIGN_KEY_VIOLATION = "23503"
+COLUMNS = ("token_id", "file_id", *(c for stamp, rest in KINDS.values() for c in (stamp, *rest)))
 
 
-def record(event: dict[str, str]) -> None:
-    """Upsert the row of the event's token (idempotent: replaying an event is harmless, and so is
-    writing it after a newer one of its kind). A file removed from the catalog meanwhile leaves
-    the row without its file, not the journal stuck on it."""
-    columns = _columns(event)
-    stamp = STAMP.get(event.get("event", ""))
+def _rows(events: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """One row per token: of each kind of event, the newest in the batch (a row is written once
+    per statement)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        kind = event.get("event", "")
+        if kind not in KINDS:
+            continue
+        columns = _columns(event)
+        row = rows.setdefault(event["t"], dict.fromkeys(COLUMNS) | {"token_id": event["t"]})
+        row["file_id"] = row["file_id"] or columns.pop("file_id")
+        stamp = KINDS[kind][0]
+        if row[stamp] is None or row[stamp] <= columns[stamp]:
+            row.update((name, value) for name, value in columns.items() if value is not None)
+    for row in rows.values():  # NOT NULL columns, left as they are unless a finish is newer
+        row["bytes_sent"] = row["bytes_sent"] or 0
+        row["bytes_resent"] = row["bytes_resent"] or 0
+    return list(rows.values())
+
+
+def _upsert(rows: list[dict[str, Any]]) -> Any:
+    table = Download.__table__
+    stmt = pg_insert(table).values(rows)
+    new, old = stmt.excluded, table.c
+    changes: dict[str, Any] = {"file_id": func.coalesce(new.file_id, old.file_id)}
+    for stamp, rest in KINDS.values():
+        newer = and_(new[stamp].is_not(None), or_(old[stamp].is_(None), old[stamp] <= new[stamp]))
+        for name in (stamp, *rest):
+            changes[name] = case((newer, func.coalesce(new[name], old[name])), else_=old[name])
+    return stmt.on_conflict_do_update(index_elements=[old.token_id], set_=changes)
+
+
+def record(events: list[dict[str, str]]) -> None:
+    """Upsert the rows of a batch of journal events in one statement (idempotent: replaying an
+    event is harmless, and so is writing it after a newer one of its kind). A file removed from
+    the catalog meanwhile leaves the row without its file, not the journal stuck on it."""
+    rows = _rows(events)
+    if not rows:
+        return
     for attempt in (1, 2, 3):
-        row = db.session.scalar(db.select(Download).filter_by(token_id=event["t"]))
-        if row is None:
-            row = Download(token_id=event["t"], bytes_sent=0, bytes_resent=0)
-            db.session.add(row)
-        held = getattr(row, stamp) if stamp else None
-        if held is not None and held > columns[stamp]:
-            return
-        for name, value in columns.items():
-            if value is not None:
-                setattr(row, name, value)
+        ids = {row["file_id"] for row in rows if row["file_id"]}
+        known = set(db.session.scalars(db.select(File.id).where(File.id.in_(ids)))) if ids else set()
+        for row in rows:
+            if row["file_id"] not in known:
+                row["file_id"] = None
         try:
+            db.session.execute(_upsert(rows))
             db.session.commit()
             return
-        except IntegrityError as exc:
+        except IntegrityError as exc:  # a file removed between the two statements
             db.session.rollback()
-            if getattr(exc.orig, "pgcode", None) == FOREIGN_KEY_VIOLATION:
-                columns["file_id"] = None
-            elif attempt == 3:
+            if getattr(exc.orig, "pgcode", None) != FOREIGN_KEY_VIOLATION or attempt == 3:
                 raise
 
 
@@ -161,12 +193,11 @@ class HistoryRecorder:
             entries = [e for _, batch in reply or [] for e in batch]
         if not entries:
             return 0
+        events = [_fields(entry) for _, entry in entries if entry]
         with self.app_context():
-            for _, entry in entries:
-                if entry:
-                    fields = _fields(entry)
-                    record(fields)
-                    log_event(fields)
+            record(events)
+        for event in events:
+            log_event(event)
         ids = [entry_id for entry_id, _ in entries]
         pipe = self.client.pipeline()
         pipe.xack(self.stream, GROUP, *ids)

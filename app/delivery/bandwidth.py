@@ -62,15 +62,20 @@ class ConnectionShare:
     def __init__(self, board: HostBandwidth, token: str, conn: str, rate: float) -> None:
         self.board, self.token, self.conn = board, token, conn
         self.rate = rate
-        self._sent = 0
+        self._sent = 0  # acknowledged since the interval began
+        self._acked = 0
         self._since = time.monotonic()
         self._allowed = rate
         self._measured = False  # a new connection's demand is unknown: greedy until measured
         self._last = GREEDY
         self._recent: deque[tuple[float, int]] = deque()  # (interval start, bytes) within DEMAND_WINDOW
 
-    def sent(self, count: int) -> None:
-        self._sent += count
+    def took(self, acked: int) -> None:
+        """The bytes its client acknowledged so far: a demand is what the client takes, not what
+        the kernel holds for it (a new connection's first writes fill its socket's buffer, which
+        a slow client then reads for seconds)."""
+        self._sent += acked - self._acked
+        self._acked = acked
 
     def pace(self, rate: float) -> None:
         """The rate from now on, and the allowance the next demand is measured against."""

@@ -37,7 +37,12 @@ SHARE_INTERVAL = 0.25  # how often a rate-limited transfer starts pacing afresh 
 # the kernel tells no one when an acknowledgement arrives (EPOLLOUT only fires for buffer room
 # above a watermark), so the end of a transfer polls, backing off from 2 ms to 50 ms
 ACK_POLL_FIRST, ACK_POLL_MAX = 0.002, 0.05
-FIRST_REPORT = 0.15  # seconds from the start to a transfer's first progress report
+# seconds from the start to a transfer's first two progress reports (then one every report
+# interval): the first is its first measured throughput; by the second the host's bandwidth
+# board has measured it too (it does every 0.25 s), so it no longer counts as held back by the
+# pace. Against an egress budget a download counts as MIN_RATE until then, so the sooner the
+# second report, the sooner the room it leaves admits the next in line.
+FIRST_REPORTS = (0.15, 0.5)
 
 ProgressFn = Callable[[int, bool, bool], bool]
 
@@ -74,9 +79,9 @@ class Transfer:
         self.sent = 0
         self.acks: AckCounter | None = None
         self._reported = 0
-        # the first report comes early: it is the download's first measured throughput, which
-        # ends the MIN_RATE it counts for against an egress budget until then
-        self._next_report = time.monotonic() + min(report_interval, FIRST_REPORT)
+        began = time.monotonic()
+        self._early = [began + min(report_interval, at) for at in FIRST_REPORTS[1:]]
+        self._next_report = began + min(report_interval, FIRST_REPORTS[0])
         self._next_share = time.monotonic() + SHARE_INTERVAL
         self._pace_from = time.monotonic()
         self._pace_bytes = 0
@@ -131,7 +136,6 @@ class Transfer:
             self._next_share = now + SHARE_INTERVAL
             self._pace_from, self._pace_bytes = now, 0
         if self.share is not None:
-            self.share.sent(count)
             self._pace_bytes += count
             ahead = self._pace_bytes / self.share.rate - (now - self._pace_from)
             if ahead > 0:
@@ -140,8 +144,12 @@ class Transfer:
         gevent.sleep(0)
 
     def _maybe_report(self, now: float) -> None:
+        if self.share is not None:
+            self.share.took(self.acked())
         if now >= self._next_report:
-            self._next_report = now + self.report_interval
+            while self._early and self._early[0] <= now:
+                self._early.pop(0)
+            self._next_report = self._early.pop(0) if self._early else now + self.report_interval
             self._report(closing=False)
 
     def _report(self, closing: bool, handed: bool = False) -> None:

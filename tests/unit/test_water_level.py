@@ -24,14 +24,15 @@ def test_shares_never_exceed_the_limit_and_fill_it_when_someone_wants_more(limit
 
 
 def test_a_bursty_slow_connection_demands_its_average_not_its_silent_intervals():
-    """A sender blocked by a slow client sends ~1 MiB once a second: each 0.25 s interval alone
-    says 0 three times out of four; the demand is the average over DEMAND_WINDOW."""
+    """A slow client acknowledges ~1 MiB once a second: each 0.25 s interval alone says 0 three
+    times out of four; the demand is the average over DEMAND_WINDOW."""
     share = ConnectionShare(None, "t", "c", rate=4 << 20)  # type: ignore[arg-type]
-    now, demands = share._since, []
+    now, demands, acked = share._since, [], 0
     for n in range(40):
         now += REFRESH_INTERVAL
         if n % 4 == 3:
-            share.sent(1 << 20)
+            acked += 1 << 20
+            share.took(acked)
         demands.append(share.demand(now, REFRESH_INTERVAL))
     settled = demands[len(demands) // 2:]
     assert min(settled) > 0.7 * (1 << 20) and max(settled) < 1.3 * (1 << 20), settled
@@ -39,5 +40,5 @@ def test_a_bursty_slow_connection_demands_its_average_not_its_silent_intervals()
 
 def test_a_connection_held_back_by_its_pace_is_greedy():
     share = ConnectionShare(None, "t", "c", rate=1 << 20)  # type: ignore[arg-type]
-    share.sent(int(REFRESH_INTERVAL * (1 << 20)))
+    share.took(int(REFRESH_INTERVAL * (1 << 20)))
     assert share.demand(share._since + REFRESH_INTERVAL, REFRESH_INTERVAL) == GREEDY

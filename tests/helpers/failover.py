@@ -23,8 +23,11 @@ def carried_on(app, bases: list[str], holder: RawDownload, size: int, waiters: l
     holder's download and every waiter's served in join order, never two slots at once, all
     ``completed`` in the history."""
     for n, waiter in enumerate(waiters):
-        status = requests.get(f"{bases[n % len(bases)]}/api/v1/queue/{waiter.token}/status", timeout=10)
-        assert (status.status_code, status.json()["position"]) == (200, n + 1)
+        url = f"{bases[n % len(bases)]}/api/v1/queue/{waiter.token}/status"
+        # a host may answer the documented 503 (Retry-After) until its client found the new primary
+        status = wait_until(lambda url=url: (r := requests.get(url, timeout=10)).status_code != 503 and r,
+                            timeout=30, interval=0.5, message="an answer other than 503")
+        assert (status.status_code, status.json().get("position")) == (200, n + 1), (n, status.text)
     serve_in_order(holder, size, waiters, order, expected, first_within=first_within)
     count = len(waiters) + 1
     rows = wait_until(lambda: (r := history(app)) and len(r) == count and all(x["outcome"] for x in r) and r,

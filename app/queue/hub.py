@@ -119,7 +119,7 @@ class QueueHub:
             if line is None or line.epoch != snap.epoch or line.version < snap.version:
                 line = snap  # otherwise share the tracker's figures: one object, not one per waiter
             elif line.version == snap.version:  # a join publishes nothing: its reply counts the newcomer
-                self.tracker.last_snapshot = line = snap
+                line.absorb(snap)  # one snapshot for every waiter at this version, not one each
             waiter = Waiter(token_id, snap.seq or 0, snap.position or 0, snap.version, snap.epoch, line)
             if snap.state != WaiterState.WAITING:
                 waiter.state = WaiterState.READY if snap.state in HAS_SLOT else WaiterState.GONE

@@ -21,6 +21,11 @@ class TokenView:
     seq: int = 0  # its join number while waiting (0: pre-queued for a release)
 
 
+# what a reply says about the whole line (not about the token that asked)
+LINE_FIGURES = ("now", "waiting", "active", "capacity", "rate", "mode", "rate_span", "slots", "cycle", "seen_at",
+                "settings", "egress", "limit", "prequeued", "away")
+
+
 @dataclass
 class Snapshot:
     """The reply of a script: the line's figures plus the asking token's view."""
@@ -59,6 +64,12 @@ class Snapshot:
     drawn: int = 0  # a release call: waiters it placed
     left: int = 0  # a release call: waiters of its release still to place
     releases: list[tuple[int, int, int]] = field(default_factory=list)  # (file, at ms, pre-queued)
+
+    def absorb(self, newer: Snapshot) -> None:
+        """Take the line's figures of a newer reply at the same version (a join publishes
+        nothing), so the waiters sharing this snapshot see them without each keeping its own."""
+        for name in LINE_FIGURES:
+            setattr(self, name, getattr(newer, name))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Snapshot:

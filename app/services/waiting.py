@@ -198,6 +198,7 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
     gauge of open streams (``inc``/``dec``)."""
     waiter = hub.attach(claims.token_id, snap)
     release_at = iso_utc(snap.release_at / 1000) if snap.release_at else None
+    del snap  # the join's reply: the hub's shared snapshot has its figures (a stream lives long)
     last: tuple[Any, ...] | None = None
     last_id: int | None = None  # an event's id is the line's version it is exact at, sent once
     sent_eta: int | None = None
@@ -225,11 +226,10 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
                 hub.detach(waiter)
                 try:
                     with app_context():  # the stream outlives its request's context
-                        snap = join_claims(engine, claims, client_addr, streamed=True)
+                        waiter = hub.attach(claims.token_id, join_claims(engine, claims, client_addr, streamed=True))
                 except AppError as exc:
                     yield QueueEvent(EventKind.ERROR, exc.to_dict())
                     return
-                waiter = hub.attach(claims.token_id, snap)
                 continue
             if waiter.state == WaiterState.GONE:
                 yield _gone_event(engine, claims)

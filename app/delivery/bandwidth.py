@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import Redis, RedisCluster
@@ -62,20 +63,16 @@ class ConnectionShare:
     def __init__(self, board: HostBandwidth, token: str, conn: str, rate: float) -> None:
         self.board, self.token, self.conn = board, token, conn
         self.rate = rate
-        self._sent = 0  # acknowledged since the interval began
-        self._acked = 0
+        # the bytes its client acknowledged so far (its transfer's count): a demand is what the
+        # client takes, not what the kernel holds for it (a new connection's first writes fill
+        # its socket's buffer, which a slow client then reads for seconds)
+        self.acked: Callable[[], int] = lambda: 0
+        self._counted = 0  # of those, the ones counted in a demand already
         self._since = time.monotonic()
         self._allowed = rate
         self._measured = False  # a new connection's demand is unknown: greedy until measured
         self._last = GREEDY
         self._recent: deque[tuple[float, int]] = deque()  # (interval start, bytes) within DEMAND_WINDOW
-
-    def took(self, acked: int) -> None:
-        """The bytes its client acknowledged so far: a demand is what the client takes, not what
-        the kernel holds for it (a new connection's first writes fill its socket's buffer, which
-        a slow client then reads for seconds)."""
-        self._sent += acked - self._acked
-        self._acked = acked
 
     def pace(self, rate: float) -> None:
         """The rate from now on, and the allowance the next demand is measured against."""
@@ -87,10 +84,11 @@ class ConnectionShare:
         elapsed = now - self._since
         if elapsed < interval / 2:
             return GREEDY if not self._measured else self._last
-        self._recent.append((self._since, self._sent))
+        acked = self.acked()
+        self._recent.append((self._since, acked - self._counted))
         while len(self._recent) > 1 and now - self._recent[0][0] > DEMAND_WINDOW:
             self._recent.popleft()
-        self._sent, self._since, self._measured = 0, now, True
+        self._counted, self._since, self._measured = acked, now, True
         rate = sum(sent for _, sent in self._recent) / (now - self._recent[0][0])
         self._last = GREEDY if rate >= GREEDY_FRACTION * self._allowed else rate
         return self._last

@@ -86,6 +86,8 @@ class Transfer:
         self._pace_from = time.monotonic()
         self._pace_bytes = 0
         self._closed = False
+        if share is not None:
+            share.acked = self.acked  # its demand is what its client acknowledged
 
     @property
     def length(self) -> int:
@@ -144,8 +146,6 @@ class Transfer:
         gevent.sleep(0)
 
     def _maybe_report(self, now: float) -> None:
-        if self.share is not None:
-            self.share.took(self.acked())
         if now >= self._next_report:
             while self._early and self._early[0] <= now:
                 self._early.pop(0)

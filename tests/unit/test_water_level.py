@@ -28,11 +28,11 @@ def test_a_bursty_slow_connection_demands_its_average_not_its_silent_intervals()
     times out of four; the demand is the average over DEMAND_WINDOW."""
     share = ConnectionShare(None, "t", "c", rate=4 << 20)  # type: ignore[arg-type]
     now, demands, acked = share._since, [], 0
+    share.acked = lambda: acked
     for n in range(40):
         now += REFRESH_INTERVAL
         if n % 4 == 3:
             acked += 1 << 20
-            share.took(acked)
         demands.append(share.demand(now, REFRESH_INTERVAL))
     settled = demands[len(demands) // 2:]
     assert min(settled) > 0.7 * (1 << 20) and max(settled) < 1.3 * (1 << 20), settled
@@ -40,5 +40,5 @@ def test_a_bursty_slow_connection_demands_its_average_not_its_silent_intervals()
 
 def test_a_connection_held_back_by_its_pace_is_greedy():
     share = ConnectionShare(None, "t", "c", rate=1 << 20)  # type: ignore[arg-type]
-    share.took(int(REFRESH_INTERVAL * (1 << 20)))
+    share.acked = lambda: int(REFRESH_INTERVAL * (1 << 20))
     assert share.demand(share._since + REFRESH_INTERVAL, REFRESH_INTERVAL) == GREEDY

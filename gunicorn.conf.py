@@ -27,6 +27,7 @@ timeout = 60
 graceful_timeout = app_config.GRACEFUL_TIMEOUT
 keepalive = 5
 preload_app = False
+PARKED_DRAIN_SECONDS = 5.0  # on SIGTERM, the longest a worker waits for its streams to say "closed"
 control_socket_disable = True
 accesslog = None  # gunicorn's access log prints URLs, which carry tokens: the app logs requests
 loglevel = app_config.LOG_LEVEL
@@ -56,18 +57,30 @@ def post_fork(server, worker):
 def post_worker_init(worker):
     """Start the queue machinery now and end open streams promptly on shutdown.
 
+    Imported here, not at the top: the gevent worker has patched the standard library by now.
+
     The garbage collector is tuned too: with thousands of open streams a worker holds
     millions of objects, and a full collection of them stalled the event loop for hundreds
     of milliseconds (bench/sse_capacity_bench.py: wake-up p99 61 ms, max 356 ms; with the
     start-up objects frozen and rarer collections: 23 ms, max 27 ms).
     """
+    import gevent
+
+    from app.http import parking
+
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
     runtime = worker.wsgi.extensions["download_queue"]
     runtime.start()
 
     def on_term(signum: int, frame: object) -> None:
-        runtime.stop()
-        worker.handle_exit(signum, frame)
+        runtime.stop()  # every waiting stream is told to reconnect elsewhere
+
+        def leave() -> None:
+            # a parked stream is not one of gunicorn's requests: gunicorn would not wait for it
+            parking.drain(min(PARKED_DRAIN_SECONDS, graceful_timeout))
+            worker.handle_exit(signum, frame)
+
+        gevent.spawn(leave)  # out of the signal handler: draining waits
 
     signal.signal(signal.SIGTERM, on_term)

@@ -306,3 +306,37 @@ def test_a_closed_stream_starts_its_grace_when_it_closes_not_at_the_next_heartbe
     assert all(client.zscore(presence, i) is None for i in ids[10:])  # the open ones are still held
     for stream in streams[10:]:
         stream.close()
+
+
+def test_a_worker_of_eight_connections_serves_forty_waiting_streams(app, gunicorn, make_file, settings):
+    """A waiting stream is parked between its events, not one of the server's connections (a
+    greenlet each): one worker that takes 8 connections at a time holds 40 waiting streams and
+    still answers downloads. 10 of the 40 vanish (their turns pass unused); the other 30 are
+    admitted in the order they joined, one at a time, each with its whole file."""
+    file_id, path = make_file()
+    expected = (200, hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size)
+    server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "WORKER_CONNECTIONS": 8,
+                         "MAX_PLACES_PER_CLIENT": 64}, workers=1)  # one test address holds all 40
+    monitor = ActiveMonitor(REDIS_URL, settings["QUEUE_NAME"])
+    holder = new_token(server.url, file_id)
+    assert requests.post(f"{server.url}/api/v1/queue/{holder}", timeout=5).json()["state"] == "ready"
+    streams = []
+    for place in range(1, 41):
+        token = new_token(server.url, file_id)
+        events = sse(f"{server.url}/api/v1/queue/{token}", timeout=20)  # a stream not served times out
+        first = next(events)
+        assert (first.event, first.json().get("position")) == ("position", place), first
+        streams.append((token, events))
+    for _token, events in streams[1::4]:
+        events.close()
+    assert download_sha(server.url, holder) == expected
+    deadline = time.monotonic() + 120
+    for token, events in [s for n, s in enumerate(streams) if n % 4 != 1]:
+        # read at once: a turn given out of order passes unused (ADMIT_TIMEOUT 2 s) and its
+        # client's download is refused
+        last = next(e for e in events if e.event not in ("position", "heartbeat") or time.monotonic() > deadline)
+        assert last.event == "ready", last
+        assert download_sha(server.url, token) == expected
+        events.close()
+    monitor.stop()
+    assert monitor.max_active == 1

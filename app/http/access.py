@@ -8,6 +8,7 @@ is echoed in the response.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -20,6 +21,7 @@ log = logging.getLogger("download_queue.access")
 ROUTE_KEY = "download_queue.route"  # set by the app once the URL rule matched
 SENT_KEY = "download_queue.sent"  # a callable returning the bytes a body delivered itself
 REQUEST_ID_KEY = "download_queue.request_id"
+LINE_KEY = "download_queue.log_line"  # the request's line, for a body that finishes past the server
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 StartResponse = Callable[..., Any]
@@ -49,22 +51,49 @@ class RequestLog:
             headers.append(("X-Request-ID", request_id))
             return start_response(code, headers, exc_info)
 
+        if self.enabled:
+            environ[LINE_KEY] = _Line(started, status)
         body = self.app(environ, start)
         if not self.enabled:
             return body
-        return _Logged(body, lambda count: self._log(environ, status[0], count, started))
+        return _Logged(body, lambda count: _write(_fields(environ, status[0]), started, _sent(environ, count)))
 
-    def _log(self, environ: dict[str, Any], status: int, counted: int, started: float) -> None:
-        sent = environ.get(SENT_KEY)
-        log.info("request", extra={
-            "request_id": environ[REQUEST_ID_KEY],
-            "method": environ.get("REQUEST_METHOD"),
-            "route": environ.get(ROUTE_KEY, "unmatched"),
-            "status": status,
-            "bytes": sent() if sent is not None else counted,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            "client": environ.get("REMOTE_ADDR"),
-        })
+
+def detached_line(environ: dict[str, Any]) -> Callable[[int], None]:
+    """What writes this request's log line (given the bytes its body sent) without holding its
+    environ: for a response that takes its connection over from the server (``parking``)."""
+    line = environ.pop(LINE_KEY, None)
+    if line is None:  # the access log is off
+        return lambda count: None
+    return functools.partial(_write, _fields(environ, line.status[0]), line.started)
+
+
+class _Line:
+    __slots__ = ("started", "status")
+
+    def __init__(self, started: float, status: list[int]) -> None:
+        self.started = started
+        self.status = status
+
+
+def _fields(environ: dict[str, Any], status: int) -> dict[str, Any]:
+    return {
+        "request_id": environ[REQUEST_ID_KEY],
+        "method": environ.get("REQUEST_METHOD"),
+        "route": environ.get(ROUTE_KEY, "unmatched"),
+        "status": status,
+        "client": environ.get("REMOTE_ADDR"),
+    }
+
+
+def _sent(environ: dict[str, Any], counted: int) -> int:
+    sent = environ.get(SENT_KEY)
+    return sent() if sent is not None else counted
+
+
+def _write(fields: dict[str, Any], started: float, count: int) -> None:
+    log.info("request", extra={**fields, "bytes": count,
+                               "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
 class _Logged:

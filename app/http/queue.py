@@ -10,18 +10,17 @@ from ..services import progress as progress_service
 from ..services import waiting
 from ..services.waiting import EventKind, QueueEvent
 from .downloads import download_url
-from .hangup import hangup_watch
 from .sse import Message, json_message, stream
 
 bp = Blueprint("queue", __name__, url_prefix="/api/v1/queue")
 
 
-def open_feed(token: str) -> waiting.Feed:
+def open_feed(token: str) -> waiting.WaiterFeed:
     """Join now (inside the request) with this process's loops running; errors become the
     feed's only event."""
     rt = runtime(current_app).running()
     return waiting.open_feed(rt.engine, rt.hub, current_app.config, token, request.remote_addr or "",
-                             current_app.app_context, rt.metrics.streams, hangup_watch())
+                             current_app.app_context, rt.metrics.streams)
 
 
 def v1_message(event: QueueEvent, url: str) -> Message:

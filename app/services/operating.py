@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from ..queue.eta import newcomer_eta
 from ..queue.replies import Inspection
 from ..queue.settings import QueueSettings
 from ..queue.states import QueueMode, TokenState
+from .feeds import Feed, Pause
 from .holders import shown
 
 MODE_ACTIONS = {QueueMode.PAUSED: "pause", QueueMode.OPEN: "resume", QueueMode.DRAINING: "drain"}
@@ -151,7 +152,7 @@ def remove_token(engine: QueueEngine, actor: str, token_id: str) -> dict[str, An
 
 def live(
     engine: QueueEngine, app_context: Callable[[], Any], interval: float = 1.0, figures_every: float = 10.0
-) -> Iterator[dict[str, Any]]:
+) -> Feed[dict[str, Any]]:
     """The admin page's feed: the state every ``interval`` seconds, today's history figures
     (a database query) when a download started or ended, or every ``figures_every``; an outage is
     reported, not fatal."""
@@ -169,4 +170,4 @@ def live(
                 db.session.rollback()
                 body = {"error": str(exc)}
         yield body
-        time.sleep(interval)
+        yield Pause(interval)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..catalog.service import get_file
 from ..errors import AppError, NotInQueue
 from ..queue.engine import QueueEngine
 from ..queue.states import HAS_SLOT, TokenState, client_state
+from .feeds import Feed, Pause
 from .refusals import refusal
 from .tokens import TokenClaims
 from .waiting import EventKind, QueueEvent, claims_for
@@ -18,7 +19,7 @@ RATE_WINDOW = 5.0  # seconds the rate of a download in progress is measured over
 PROGRESS_INTERVAL = 1.0
 
 
-def progress(engine: QueueEngine, config: Mapping[str, Any], token: str) -> Iterator[QueueEvent]:
+def progress(engine: QueueEngine, config: Mapping[str, Any], token: str) -> Feed[QueueEvent]:
     """About once a second while the token holds its slot, then ``done`` (with the sha256 to
     compare) or ``error``. Checks the token now, inside the request."""
     claims = claims_for(config, token, allow_expired=True)
@@ -26,7 +27,7 @@ def progress(engine: QueueEngine, config: Mapping[str, Any], token: str) -> Iter
     return _events(engine, claims, record.size, record.sha256)
 
 
-def _events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) -> Iterator[QueueEvent]:
+def _events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) -> Feed[QueueEvent]:
     # the rate over the last RATE_WINDOW seconds, counted from the first byte acknowledged: the
     # bytes arrive in steps (a client acknowledges its buffer's worth at once), and the seconds
     # before the download began are not part of its speed
@@ -35,7 +36,7 @@ def _events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) ->
         try:
             view = engine.status([claims.token_id]).tokens[claims.token_id]
         except AppError:
-            time.sleep(PROGRESS_INTERVAL)  # the store is away: the download may go on; ask again
+            yield Pause(PROGRESS_INTERVAL)  # the store is away: the download may go on; ask again
             continue
         if view.state == TokenState.SPENT:
             yield QueueEvent(EventKind.DONE, {"bytes": size, "size": size, "sha256": sha256})
@@ -56,4 +57,4 @@ def _events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) ->
             "rate_bytes_per_second": round(rate),
             "eta_seconds": round((size - sent) / rate) if rate > 0 else None,
         })
-        time.sleep(PROGRESS_INTERVAL)
+        yield Pause(PROGRESS_INTERVAL)

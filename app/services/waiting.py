@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,7 @@ from ..queue.hub import NEAR_FRONT, QueueHub
 from ..queue.replies import Snapshot
 from ..queue.states import StatusMode, TokenState, client_state
 from ..queue.tracker import WaiterState
+from .feeds import Feed, Pause, only
 from .holders import holder_of
 from .refusals import lapsed, refusal
 from .tokens import TokenClaims, iso_utc, verification_keys, verify_token
@@ -163,35 +164,30 @@ def summary(engine: QueueEngine) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Feed:
+class WaiterFeed:
     """A waiter's stream as the HTTP layer renders it: its events, and where to download."""
 
-    events: Iterator[QueueEvent]
+    events: Feed[QueueEvent]
     claims: TokenClaims | None
 
 
-HangupWatch = Callable[[Callable[[], None]], Callable[[], None]]  # on_hangup -> stop watching
-
-
 def open_feed(engine: QueueEngine, hub: QueueHub, config: Mapping[str, Any], token: str, client_addr: str,
-              app_context: Callable[[], AbstractContextManager[Any]], streams: Any,
-              watch_hangup: HangupWatch | None = None) -> Feed:
+              app_context: Callable[[], AbstractContextManager[Any]], streams: Any) -> WaiterFeed:
     """Join now (inside the request), then follow the place; a refusal of a real token (expired,
     spent, a full line) is the feed's only event. Something that is not a token opens no stream:
-    ``InvalidToken`` is raised for the HTTP layer to answer 403. ``watch_hangup`` tells the feed
-    when its client closed the connection, so the wait grace starts then, not at the next write."""
+    ``InvalidToken`` is raised for the HTTP layer to answer 403."""
     claims_for(config, token, allow_expired=True)
     try:
         claims, snap = join(engine, config, token, client_addr, streamed=True)
     except AppError as exc:
-        return Feed(iter([QueueEvent(EventKind.ERROR, exc.to_dict())]), None)
-    return Feed(events(engine, hub, claims, snap, client_addr, app_context, streams, watch_hangup), claims)
+        return WaiterFeed(only(QueueEvent(EventKind.ERROR, exc.to_dict())), None)
+    return WaiterFeed(events(engine, hub, claims, snap, client_addr, app_context, streams), claims)
 
 
 def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapshot, client_addr: str,
-           app_context: Callable[[], AbstractContextManager[Any]], streams: Any,
-           watch_hangup: HangupWatch | None = None) -> Iterator[QueueEvent]:
-    """Position updates until the waiter is admitted (then ``ready``) or must stop.
+           app_context: Callable[[], AbstractContextManager[Any]], streams: Any) -> Feed[QueueEvent]:
+    """Position updates until the waiter is admitted (then ``ready``) or must stop; closing the
+    feed (its client hung up) starts the place's wait grace at once.
 
     If the queue lost its data (Redis restarted empty, a failover lost writes), a waiter whose
     token is still valid joins again instead of being told its place lapsed. ``streams``: the
@@ -204,19 +200,9 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
     sent_eta: int | None = None
     sent_at = time.monotonic()
     quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)  # silence after which a heartbeat goes
-    hung_up = False  # a flag, not an Event: this runs once per waiting stream
-
-    def on_hangup() -> None:
-        nonlocal hung_up
-        hung_up = True
-        waiter.changed.set()  # the waiter of now (a rejoin replaces it)
-
-    stop_watching = watch_hangup(on_hangup) if watch_hangup else None
     streams.inc()
     try:
         while True:
-            if hung_up:
-                return  # the client closed its connection: its grace starts now (finally)
             if waiter.state == WaiterState.READY:
                 deadline = iso_utc(time.time() + engine.settings.admit_timeout)
                 yield QueueEvent(EventKind.READY, {"admit_deadline": deadline},
@@ -253,13 +239,12 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
             pause = quiet - (time.monotonic() - sent_at)
             if position and position <= NEAR_FRONT:
                 pause = min(pause, ETA_REFRESH_SECONDS * random.uniform(1 - SPREAD, 1))
-            if not waiter.wait(max(0.0, pause)) and time.monotonic() - sent_at >= quiet:
+            woken = yield Pause(max(0.0, pause), waiter)
+            if not woken and time.monotonic() - sent_at >= quiet:
                 sent_at = time.monotonic()
                 quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
                 yield QueueEvent(EventKind.HEARTBEAT, {"every_seconds": round(HEARTBEAT_SECONDS)})
     finally:
-        if stop_watching:
-            stop_watching()
         streams.dec()
         hub.detach(waiter)
 

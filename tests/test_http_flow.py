@@ -340,3 +340,32 @@ def test_a_worker_of_eight_connections_serves_forty_waiting_streams(app, gunicor
         events.close()
     monitor.stop()
     assert monitor.max_active == 1
+
+
+def test_a_stream_outside_gunicorn_waits_in_its_own_thread(settings, make_file):
+    """A server that cannot hand its connection over (here the test client; the dev server, TLS
+    in gunicorn) runs the stream's body in its own thread: the body waits out each pause there
+    and still hears its turn the moment it comes."""
+    from app import create_app
+    from app.config import load_config
+    from app.runtime import runtime
+
+    app = create_app(load_config(**{**settings, "QUEUE_CAPACITY": 1}))
+    try:
+        file_id, _ = make_file()
+        client = app.test_client()
+        holder, waiter = (client.post(f"/api/v1/files/{file_id}/tokens").json["token"] for _ in range(2))
+        assert client.post(f"/api/v1/queue/{holder}").json["state"] == "ready"
+        response = client.get(f"/api/v1/queue/{waiter}", buffered=False)
+        assert "Transfer-Encoding" not in response.headers  # the server frames the body itself
+        body = response.iter_encoded()
+        assert next(body).startswith(b": connected")
+        assert b'"position":1' in next(body)
+        threading.Timer(0.5, lambda: client.delete(f"/api/v1/queue/{holder}")).start()
+        began = time.monotonic()
+        ready = next(body)
+        assert ready.startswith(b"id: ") and b"event: ready" in ready, ready
+        assert time.monotonic() - began < 10  # woken by the release, not by a heartbeat (15 s)
+        response.close()
+    finally:
+        runtime(app).stop()

@@ -79,7 +79,6 @@ class ParkedStream(Response):
         conn = _socket.socket(fileno=environ["gunicorn.socket"].detach())
         conn.setblocking(False)
         events, encode, prelude = self.feed
-        self.feed = None
         _Stream(conn, events, encode, detached_line(environ), chunked).begin(head.encode("latin-1"), prelude)
         raise StopIteration("the event stream took its connection over")
 
@@ -129,8 +128,7 @@ class _Stream:
                 if chunks:
                     self._send(self._framed(b"".join(chunks)))
                     chunks.clear()
-                if item.waiter is not None and item.waiter.changed.is_set():
-                    item.waiter.changed.clear()
+                if item.waiter is not None and item.waiter.woken():
                     reply = True
                     continue
                 if not self.hung_up:
@@ -191,8 +189,7 @@ class _Stream:
         woken = False
         if self.waiter is not None:
             self.waiter.changed.unlink(self._woken)
-            woken = self.waiter.changed.is_set()
-            self.waiter.changed.clear()
+            woken = self.waiter.woken()
             self.waiter = None
         gevent.spawn_raw(self._run, woken)
 

@@ -44,7 +44,12 @@ class Waiter:
 
     def wait(self, timeout: float) -> bool:
         """Block until the hub changed this waiter's view (True) or ``timeout`` passed."""
-        woke = self.changed.wait(timeout)
+        self.changed.wait(timeout)
+        return self.woken()
+
+    def woken(self) -> bool:
+        """Whether the hub changed this waiter's view since the last ask (asking forgets it)."""
+        woke = self.changed.is_set()
         self.changed.clear()
         return woke
 

@@ -166,6 +166,17 @@ def main() -> None:
     behind_a_bursty_reader(args.burst_rate)
 
 
+def progress_etas(service: Service, token: str, seen: list[tuple[float, int | None]]) -> None:
+    """Follow A's /progress: the ETA its own page shows, to compare with what B is told."""
+    with requests.get(f"{service.url}/api/v1/queue/{token}/progress", stream=True, timeout=600) as stream:
+        kind = None
+        for line in stream.iter_lines(decode_unicode=True):
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:") and kind == "progress":
+                seen.append((time.monotonic(), json.loads(line[5:]).get("eta_seconds")))
+
+
 def behind_a_bursty_reader(rate: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = Path(tmp) / "files"
@@ -178,6 +189,8 @@ def behind_a_bursty_reader(rate: str) -> None:
             began = time.monotonic()
             reader = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "--limit-rate",
                                        rate, f"{service.url}/api/v1/downloads/{first}"], stdout=subprocess.PIPE)
+            own: list[tuple[float, int | None]] = []
+            threading.Thread(target=progress_etas, args=(service, first, own), daemon=True).start()
             time.sleep(1)
             told, ready = [], None
             for kind, data in queue_events(service, "big.bin"):
@@ -190,9 +203,20 @@ def behind_a_bursty_reader(rate: str) -> None:
             service.stop()
     print(f"\nBehind a bursty reader (curl --limit-rate {rate}, 100 MiB; {got} bytes, "
           f"{'right' if got == 100 << 20 else 'WRONG'} size; the waiter {'admitted' if ready else 'NEVER admitted'})")
-    print(f"{'at (s)':>8}{'told (s)':>10}{'real (s)':>10}")
+    print(f"{'at (s)':>8}{'told (s)':>10}{'A /progress (s)':>17}{'real (s)':>10}")
+    errors, gaps = [], []
     for at, eta in told:
-        print(f"{at - began:>8.1f}{eta if eta is not None else '-':>10}{(ready or at) - at:>10.1f}")
+        # what A's own page showed at about the same time (its last figure, counted down since)
+        shown = [(t, e) for t, e in own if t <= at + 0.5 and e is not None]
+        page = round(shown[-1][1] - (at - shown[-1][0])) if shown else None
+        real = (ready or at) - at
+        if eta is not None:
+            errors.append(abs(eta - real))
+            if page is not None:
+                gaps.append(abs(eta - page))
+        print(f"{at - began:>8.1f}{eta if eta is not None else '-':>10}{page if page is not None else '-':>17}{real:>10.1f}")
+    print(f"told vs real: p50 {percentile(errors, 0.5):.1f} s, max {max(errors, default=0):.1f} s over {len(errors)} "
+          f"figures; the queue vs A's /progress: max {max(gaps, default=0):.0f} s apart over {len(gaps)}")
 
 
 if __name__ == "__main__":

@@ -494,6 +494,44 @@ def test_eta_from_bytes_before_any_rate_is_known(make_engine):
     assert eta_seconds(snap, 2) == pytest.approx(70, abs=2)
 
 
+def test_a_first_report_alone_does_not_time_a_slot(make_engine):
+    """What a bursty client acknowledged in its first second is mostly what filled the socket
+    buffers: its slot is timed once two reports measured it."""
+    engine = make_engine(capacity=1, wait_grace=1000)
+    join(engine, "a", size=100_000_000)
+    join(engine, "b")
+    engine.start("a", "c1")
+    advance(engine, 1)
+    engine.progress("a", "c1", 0, 10_000_000, 10_000_000)  # buffers filled: "10 MB/s"
+    assert eta_seconds(engine.summary(), 1) is None  # not "9 s"
+    advance(engine, 2)
+    engine.progress("a", "c1", 0, 18_000_000, 8_000_000)  # 4 MB/s since: 82 MB left
+    assert eta_seconds(engine.summary(), 1) == pytest.approx(82 / 4, abs=1)
+
+
+def test_a_bursty_client_is_measured_burst_to_burst_until_it_stalls(make_engine):
+    """curl --limit-rate acknowledges 12 MB every 3 s (4 MB/s): the rate the queue times its
+    slot by (and /progress shows) is 4 MB/s between the bursts, not wherever a window's edges
+    fall; once silent longer than any gap between its bursts, it falls."""
+    engine = make_engine(capacity=1, wait_grace=1000)
+    join(engine, "a", size=1_000_000_000)
+    join(engine, "b")
+    engine.start("a", "c1")
+    acked, rates = 0, []
+    for step in range(1, 41):  # a report every half second for 20 s
+        advance(engine, 0.5)
+        delta = 12_000_000 if step % 6 == 0 else 0
+        engine.progress("a", "c1", 0, acked + delta, delta)
+        acked += delta
+        if step > 20:
+            rates.append(engine.status(["a"]).tokens["a"].rate)
+    assert all(r == pytest.approx(4_000_000, rel=0.02) for r in rates), rates
+    for _ in range(8):  # it stops reading
+        advance(engine, 0.5)
+        engine.progress("a", "c1", 0, acked, 0)
+    assert engine.status(["a"]).tokens["a"].rate < 3_000_000
+
+
 def test_a_dead_process_that_handed_everything_to_its_kernel_completes(make_engine, client):
     engine = make_engine(capacity=1, resume_grace=60)
     dead = another_process(engine)
@@ -526,8 +564,11 @@ def test_eta_follows_each_slot_then_the_turnover(make_engine):
     # running ones' projected wholes), before the slow one ends at 90 s
     assert eta_seconds(snap, 2) == pytest.approx(70, abs=1)
     assert eta_seconds(snap, 3) == pytest.approx(90, abs=1)
-    # far back: the rate (measured to Redis's now: a slow machine's milliseconds lengthen its span)
-    assert eta_seconds(snap, 200) == pytest.approx(200 / (1 / 10), rel=0.01)
+    # far back: the mean of the rate's guess (measured to Redis's now: a slow machine's
+    # milliseconds lengthen its span) and the slots turning over every expected download (60 s)
+    assert snap.expected == pytest.approx(60, abs=0.5)
+    by_slots = 130 + (199 - 3) // 2 * 60  # after the two first frees and the fast slot's second
+    assert eta_seconds(snap, 200) == pytest.approx((200 / snap.rate + by_slots) / 2, rel=0.01)
     engine.configure(mode="paused")
     assert eta_seconds(engine.summary(), 1) == pytest.approx(10, abs=1)  # paused: no free slot is "now"
 

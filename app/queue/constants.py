@@ -114,12 +114,14 @@ JOURNAL_MAX = 1_000_000  # history events the journal stream keeps (about) when 
 # -- times ---------------------------------------------------------------------------------
 OWNER_TTL_MS = 5000  # without a sign of life for this long, a process counts as dead
 REMOVED_TTL_MS = 86_400_000  # a removed token of unknown expiry stays barred this long
-# a download's throughput is what its client acknowledged over the last THROUGHPUT_WINDOW_MS,
-# from samples at least THROUGHPUT_SAMPLE_MS apart (at most THROUGHPUT_SAMPLES kept), counted from
-# its first report: what filled the socket buffers at the start is not its speed, and a client
-# that acknowledges in bursts (curl --limit-rate, a phone) is measured over several of them
+# a download's throughput is what its client acknowledged over the last THROUGHPUT_WINDOW_MS, or
+# over its last THROUGHPUT_BURSTS reports that brought bytes if they span longer, from samples at
+# least THROUGHPUT_SAMPLE_MS apart (at most THROUGHPUT_SAMPLES kept), counted from its first
+# report: what filled the socket buffers at the start is not its speed, and a client that
+# acknowledges in bursts seconds apart (curl --limit-rate, a phone) is measured over several
 THROUGHPUT_SAMPLE_MS = 500
 THROUGHPUT_WINDOW_MS = 5000
+THROUGHPUT_BURSTS = 5
 THROUGHPUT_SAMPLES = 12
 EGRESS_SLOTS, EGRESS_WINDOW = 8, 3  # per-second ring of acknowledged bytes; seconds averaged
 
@@ -177,6 +179,7 @@ def lua_header(body: str | None = None) -> str:
         "RATE_WINDOW": RATE_WINDOW, "JOURNAL_MAX": JOURNAL_MAX, "OWNER_TTL": OWNER_TTL_MS,
         "REMOVED_TTL": REMOVED_TTL_MS, "THROUGHPUT_SAMPLE": THROUGHPUT_SAMPLE_MS,
         "THROUGHPUT_WINDOW": THROUGHPUT_WINDOW_MS, "THROUGHPUT_SAMPLES": THROUGHPUT_SAMPLES,
+        "THROUGHPUT_BURSTS": THROUGHPUT_BURSTS,
         "EGRESS_SLOTS": EGRESS_SLOTS, "EGRESS_WINDOW": EGRESS_WINDOW,
     }
     lines += [f"local {name} = {_lua_value(value)}" for name, value in numbers.items()]

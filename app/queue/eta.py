@@ -3,21 +3,23 @@
 Near the front (``SIMULATED_TURNS`` turns of each slot), the slots are followed one by one: each
 running download ends when its remaining bytes at its recent throughput are sent (``slots``),
 then its slot turns over every average download (``cycle``), and the place takes the (n+1)-th
-slot to free. Further back, the admission rate as of now decides. A free slot in an open line
-means now; the rate and the slots count down between snapshots.
+slot to free. Further back, the admission rate as of now and the slots turning over every
+expected download (``expected``, counting the running ones) each guess, and the ETA is their
+mean. A free slot in an open line means now; the rate and the slots count down between
+snapshots.
 """
 from __future__ import annotations
 
-import heapq
-import math
 import time
 
 from .replies import Snapshot
 from .states import QueueMode
 
-# within this many turns of every slot the ETA follows the slots; further back, the admission rate
-# (bench/eta_bench.py: beyond about three turns the average duration is the weaker guess)
+# within this many turns of every slot the ETA follows the slots (each turning over every average
+# download); further back it is the mean of the admission rate's guess and the slots' turning
+# over every expected download (bench/eta_bench.py)
 SIMULATED_TURNS = 3
+BISECTIONS = 40  # a free behind a download far longer than the others: found to turn / 2**40
 
 
 def eta_seconds(snap: Snapshot, position: int | None, now: float | None = None) -> int | None:
@@ -32,21 +34,44 @@ def eta_seconds(snap: Snapshot, position: int | None, now: float | None = None) 
     age = (time.monotonic() if now is None else now) - snap.seen_at
     # the admission rate as of now: a silence since the snapshot lowers it
     rate = snap.rate * snap.rate_span / (snap.rate_span + age) if snap.rate_span > 0 else snap.rate
-    slots = sorted(snap.slots) if snap.slots and min(snap.slots) >= 0 else []
-    if slots and (ahead < len(slots) or (snap.cycle > 0 and ahead < SIMULATED_TURNS * len(slots))):
-        # the (ahead+1)-th slot to free: each running download ends, then its slot turns over
-        # every average download; a slot overdue by now frees any moment (at least 1 s)
-        turn = snap.cycle if snap.cycle > 0 else math.inf
-        frees = [max(1.0, left - age) for left in slots]
-        heapq.heapify(frees)
-        for _ in range(ahead):
-            heapq.heapreplace(frees, frees[0] + turn)
-        return round(frees[0])
-    if rate > 0:
-        return round((ahead + 1) / rate)
+    known = bool(snap.slots) and min(snap.slots) >= 0
+    frees = [max(1.0, left - age) for left in snap.slots] if known else []  # overdue: any moment
+    if known and (ahead < len(frees) or (snap.cycle > 0 and ahead < SIMULATED_TURNS * len(frees))):
+        return round(free_at(frees, snap.cycle, ahead))
+    by_rate = (ahead + 1) / rate if rate > 0 else None
+    by_slots = free_at(frees, snap.expected, ahead) if known and snap.expected > 0 else None
+    # further back both are long shots that miss in opposite directions: the rate counts
+    # admissions into free slots as turnover and lags a line that slows down, the slots' turnover
+    # knows only the first downloads' lengths; their mean beats either
+    guesses = [g for g in (by_rate, by_slots) if g is not None]
+    if guesses:
+        return round(sum(guesses) / len(guesses))
     if snap.cycle > 0:
         return round(snap.cycle * (ahead // max(1, snap.allowed) + 1))
     return None
+
+
+def free_at(frees: list[float], turn: float, n: int) -> float:
+    """When the (n+1)-th slot frees, each slot freeing first at its time in ``frees`` and then
+    every ``turn`` seconds (a download's expected duration; <= 0: unknown, so only the first
+    frees count). Exact, and costs the slots, not the place: a waiter 50,000 back is as cheap
+    as the first."""
+    if turn <= 0:
+        return sorted(frees)[n]
+    last = max(frees)
+    before = sum(int((last - f) // turn) + 1 for f in frees)  # frees up to the latest first one
+    if n >= before:  # from there on every slot frees once per turn, in the same order
+        after = sorted(f + ((last - f) // turn + 1) * turn for f in frees)
+        r = n - before
+        return after[r % len(after)] + r // len(after) * turn
+    low, high = min(frees), last  # behind a long download: the time the (n+1)-th free comes by
+    for _ in range(BISECTIONS):
+        mid = (low + high) / 2
+        if sum(int((mid - f) // turn) + 1 for f in frees if f <= mid) > n:
+            high = mid
+        else:
+            low = mid
+    return high
 
 
 def newcomer_eta(snap: Snapshot) -> int | None:

@@ -19,10 +19,11 @@ class TokenView:
     bytes: int = 0  # acknowledged by the client so far (admitted tokens)
     size: int = 0
     seq: int = 0  # its join number while waiting (0: pre-queued for a release)
+    rate: int = 0  # bytes/s its download is measured at, as its slot is timed (0: not yet)
 
 
 # what a reply says about the whole line (not about the token that asked)
-LINE_FIGURES = ("now", "waiting", "active", "capacity", "rate", "mode", "rate_span", "slots", "cycle", "seen_at",
+LINE_FIGURES = ("now", "waiting", "active", "capacity", "rate", "mode", "rate_span", "slots", "cycle", "expected", "seen_at",
                 "settings", "egress", "limit", "prequeued", "away")
 
 
@@ -41,6 +42,7 @@ class Snapshot:
     rate_span: float = 0.0  # seconds the rate was measured over, up to ``now``
     slots: list[float] = field(default_factory=list)  # seconds until each slot frees (-1: unknown)
     cycle: float = -1.0  # a download's average duration in seconds (-1: unknown)
+    expected: float = -1.0  # the same counting the running downloads' projected wholes too
     seen_at: float = field(default_factory=time.monotonic)  # when this process got it
     state: str | None = None
     position: int | None = None
@@ -87,12 +89,13 @@ class Snapshot:
             rate_span=float(data.get("rate_span") or 0),
             slots=[float(x) for x in data.get("slots") or []],
             cycle=float(data.get("cycle", -1)),
+            expected=float(data.get("expected", -1)),
             state=data.get("state"),
             position=data.get("position"),
             seq=data.get("seq"),
             admitted=list(data.get("admitted") or []),
             removed=[int(s) for s in data.get("removed") or []],
-            tokens={k: TokenView(TokenState(v[0]), *(int(n) for n in v[1:6])) for k, v in tokens.items()},
+            tokens={k: TokenView(TokenState(v[0]), *(int(n) for n in v[1:7])) for k, v in tokens.items()},
             settings=QueueSettings.from_stored(stored) if stored else None,
             rebind=bool(data.get("rebind")),
             more=bool(data.get("more")),

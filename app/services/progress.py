@@ -1,8 +1,6 @@
 """A download's progress as the server counts it (bytes the client acknowledged)."""
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +13,6 @@ from .refusals import refusal
 from .tokens import TokenClaims
 from .waiting import EventKind, QueueEvent, claims_for
 
-RATE_WINDOW = 5.0  # seconds the rate of a download in progress is measured over
 PROGRESS_INTERVAL = 1.0
 
 
@@ -28,10 +25,8 @@ def progress(engine: QueueEngine, config: Mapping[str, Any], token: str) -> Feed
 
 
 def _events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) -> Feed[QueueEvent]:
-    # the rate over the last RATE_WINDOW seconds, counted from the first byte acknowledged: the
-    # bytes arrive in steps (a client acknowledges its buffer's worth at once), and the seconds
-    # before the download began are not part of its speed
-    seen: deque[tuple[float, int]] = deque()
+    # the rate is the queue's own measure of the download (over its recent reports, from the
+    # first): the ETA of the waiter behind it and this one are the same figure
     while True:
         try:
             view = engine.status([claims.token_id]).tokens[claims.token_id]
@@ -46,15 +41,10 @@ def _events(engine: QueueEngine, claims: TokenClaims, size: int, sha256: str) ->
                 "The download stopped and its slot went to the next person; join the line again.")
             yield QueueEvent(EventKind.ERROR, error.to_dict())
             return
-        now, sent = time.monotonic(), min(view.bytes, size)
-        if sent > 0:
-            seen.append((now, sent))
-            while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW:
-                seen.popleft()
-        rate = (sent - seen[0][1]) / (now - seen[0][0]) if len(seen) > 1 and now > seen[0][0] else 0.0
+        sent = min(view.bytes, size)
         yield QueueEvent(EventKind.PROGRESS, {
             "state": client_state(view.state), "bytes": sent, "size": size,
-            "rate_bytes_per_second": round(rate),
-            "eta_seconds": round((size - sent) / rate) if rate > 0 else None,
+            "rate_bytes_per_second": view.rate,
+            "eta_seconds": round((size - sent) / view.rate) if view.rate > 0 else None,
         })
         yield Pause(PROGRESS_INTERVAL)

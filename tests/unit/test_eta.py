@@ -1,7 +1,12 @@
-"""The ETA from one snapshot: the slots near the front, the admission rate further back."""
+"""The ETA from one snapshot: the slots near the front, the rate and the slots further back."""
 from __future__ import annotations
 
-from app.queue.eta import SIMULATED_TURNS, eta_seconds, newcomer_eta
+import heapq
+import random
+
+import pytest
+
+from app.queue.eta import SIMULATED_TURNS, eta_seconds, free_at, newcomer_eta
 from app.queue.replies import Snapshot
 from app.queue.states import QueueMode
 
@@ -25,6 +30,27 @@ def test_further_back_the_rate_decides_and_a_silence_lowers_it():
     assert eta_seconds(paced, 5, now=paced.seen_at + 10) == 20  # no admission for 10 more seconds
     far = snapshot(waiting=500, slots=[10.0], cycle=20.0, rate=0.1, rate_span=100)
     assert eta_seconds(far, SIMULATED_TURNS + 1) == round((SIMULATED_TURNS + 1) / 0.1)
+
+
+def test_far_back_the_rate_and_the_slots_each_guess_and_the_eta_is_their_mean():
+    far = snapshot(waiting=500, slots=[10.0], cycle=20.0, expected=30.0, rate=0.1, rate_span=100)
+    place = SIMULATED_TURNS + 1  # 3 turns ahead: the slot frees at 10, then every 30 s
+    assert eta_seconds(far, place) == round((place / 0.1 + 10 + 3 * 30) / 2)
+    no_rate = snapshot(waiting=500, slots=[10.0], cycle=20.0, expected=30.0)
+    assert eta_seconds(no_rate, 1000) == 10 + 999 * 30
+
+
+def test_the_nth_free_slot_in_closed_form_is_the_one_a_heap_finds():
+    rng = random.Random(7)
+    for _ in range(300):
+        frees = [rng.uniform(1, 400) for _ in range(rng.randint(1, 16))]
+        turn, n = rng.uniform(1, 60), rng.randint(0, 400)
+        heap = list(frees)
+        heapq.heapify(heap)
+        for _ in range(n):
+            heapq.heapreplace(heap, heap[0] + turn)
+        assert free_at(frees, turn, n) == pytest.approx(heap[0], abs=1e-6)
+    assert free_at([5.0, 2.0], -1, 1) == 5.0  # no turnover known: only the first frees
 
 
 def test_a_free_slot_is_now_unless_the_line_is_paused_or_the_budget_full():

@@ -45,21 +45,32 @@ for n = 1, count_of do
   }
 end
 
--- the download's recent throughput (constants.py: THROUGHPUT_WINDOW)
+-- the download's recent throughput (constants.py: THROUGHPUT_WINDOW), from the reports that brought
+-- bytes (samples hs): from the oldest within the window, or of the THROUGHPUT_BURSTS newest, to the
+-- newest, so a client that acknowledges in bursts is measured over several of them, burst to
+-- burst, not by where a window's edges fall between them; to now once it has been silent longer
+-- than any gap between its bursts
 local function measure(info, at)
   local samples = info.hs or {}
   local newest = samples[#samples]
-  if newest and at - newest[1] < THROUGHPUT_SAMPLE then return end
-  samples[#samples + 1] = {at, info.b}
-  for _ = 1, THROUGHPUT_SAMPLES do
-    if #samples <= 2 or (at - samples[2][1] < THROUGHPUT_WINDOW and #samples <= THROUGHPUT_SAMPLES) then break end
-    table.remove(samples, 1)
+  if info.b > (newest and newest[2] or 0) and not (newest and at - newest[1] < THROUGHPUT_SAMPLE) then
+    samples[#samples + 1] = {at, info.b}
+    for _ = 1, THROUGHPUT_SAMPLES do
+      if #samples <= THROUGHPUT_BURSTS or (at - samples[2][1] < THROUGHPUT_WINDOW and #samples <= THROUGHPUT_SAMPLES) then
+        break
+      end
+      table.remove(samples, 1)
+    end
+    info.hs = samples
   end
-  info.hs = samples
-  if #samples >= 2 then
-    info.tp = (info.b - samples[1][2]) * 1000 / (at - samples[1][1])
+  local first, last, gap = samples[1], samples[#samples], 0
+  for i = 2, #samples do gap = math.max(gap, samples[i][1] - samples[i - 1][1]) end  -- at most THROUGHPUT_SAMPLES
+  if #samples >= 2 and at - last[1] <= gap then
+    info.tp = (last[2] - first[2]) * 1000 / (last[1] - first[1])
+  elseif #samples >= 2 then
+    info.tp = (info.b - first[2]) * 1000 / (at - first[1])
   elseif info.st and at > info.st then
-    info.tp = info.b * 1000 / (at - info.st)  -- a first guess until a second report
+    info.tp = info.b * 1000 / (at - info.st)  -- a first guess until a second sample
   end
 end
 

@@ -4,8 +4,9 @@
 --          among them: a poll counts as being seen) | resync (this process's streams hold them again)
 -- ARGV[ARG + 2..] token ids, at most MAX_STATUS_IDS
 -- Returns JSON: the snapshot plus tokens = {id: [state, position or 0, lease deadline or 0,
---   bytes the client acknowledged so far, file size, join number or 0]} (a pre-queued waiter:
---   waiting at position 0 with join number 0),
+--   bytes the client acknowledged so far, file size, join number or 0, the download's throughput
+--   in bytes/s as the ETA times its slot (0: not measured yet)]} (a pre-queued waiter: waiting at
+--   position 0 with join number 0),
 --   state = waiting|admitted|downloading|paused|spent|removed|lapsed|missed|none. Reaps, renews
 --   the presence it was asked to (an away waiter comes back), admits, then answers.
 --- @include "reclaim"
@@ -40,7 +41,7 @@ for n = ARG + 2, #ARGV do
   local info = get_info(id)
   if info then
     tokens[id] = {info.s, position(id) or 0, tonumber(redis.call('ZSCORE', A, id) or 0), info.b or 0,
-      info.z or 0, info.q or 0}
+      info.z or 0, info.q or 0, known_speed(info) and math.floor(info.tp) or 0}
   elseif ended(id) then
     tokens[id] = {ended(id), 0, 0, 0, 0}
   else

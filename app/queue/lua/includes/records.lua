@@ -20,7 +20,8 @@
 --   cr  bytes/s the download counts for against the egress budget (their sum: counters.committed)
 --   tp  the download's recent throughput (bytes/s over THROUGHPUT_WINDOW, from its first report;
 --       at the first report, its average since it started)
---   hs  {{time (ms), b}, ...}: the samples tp is worked out from (THROUGHPUT_SAMPLES at most)
+--   hs  {{time (ms), b}, ...}: the samples tp is worked out from, reports that brought bytes
+--       (THROUGHPUT_SAMPLES at most)
 --   pq  1: waits in its file's pre-queue, no join number yet (its index is in PQ, prequeue.lua)
 --   d   the place a scheduled release drew for it (1: the first)
 --   aw  away since (ms): its presence stopped; out of the line W, in the away set (away.lua)

@@ -8,9 +8,9 @@ local function snapshot()
   local waiting = redis.call('ZCARD', W)
   local r, span = rate()
   local active = redis.call('ZCARD', A)
-  local slots, cycle = nil, -1
+  local slots, cycle, expected = nil, -1, -1
   if WITH_SCHEDULE and (waiting > 0 or active >= CAPACITY) and active <= SCHEDULE_SLOTS then
-    slots, cycle = schedule()
+    slots, cycle, expected = schedule()
   end
   local egress_rate, limit = nil, nil
   if BUDGET > 0 then
@@ -29,6 +29,7 @@ local function snapshot()
     rate_span = span,
     slots = slots,
     cycle = cycle,
+    expected = expected,
     prequeued = tonumber(redis.call('HGET', PQ, 'all') or 0),
     away = redis.call('ZCARD', AW),
     version = tonumber(redis.call('HGET', C, 'version') or 0),

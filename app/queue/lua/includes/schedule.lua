@@ -19,21 +19,28 @@ local function rate()
   return (n - 1) * 1000 / span, span / 1000
 end
 
--- when each slot should free (seconds from now, ascending) and how long a download takes on
--- average (seconds, -1 unknown): a running download's remaining bytes at its own recent
--- throughput (record field tp); one not yet measured takes the average. Worked out only while
--- the slots are few enough (SCHEDULE_SLOTS) to read each: with more, the admission rate is the
--- better-informed figure anyway.
+-- a download's speed is known once it was measured over two reports, or over THROUGHPUT_WINDOW
+-- from its start: a first report alone mostly counts what filled the socket buffers
+local function known_speed(info)
+  return (info.tp or 0) > 0 and info.st ~= nil and ((info.hs and #info.hs >= 2) or NOW - info.st >= THROUGHPUT_WINDOW)
+end
+
+-- when each slot should free (seconds from now, ascending), how long a download takes on average
+-- (seconds, -1 unknown: the finished ones, or while none has finished the running ones'
+-- projected wholes) and how long one is expected to take counting the running ones too (their
+-- projected wholes beside the finished ones: the slow downloads still running count from the
+-- start, not only once they end). A running download ends when its remaining bytes are sent at
+-- its own recent throughput (record field tp); one not yet measured takes the average. Worked
+-- out only while the slots are few enough (SCHEDULE_SLOTS) to read each: with more, the
+-- admission rate is the better-informed figure anyway.
 local function schedule()
   local done = redis.call('HMGET', ST, 'download_sum', 'download_n')
-  local cycle = -1
-  if tonumber(done[2] or 0) > 0 then cycle = tonumber(done[1]) / tonumber(done[2]) / 1000 end
+  local done_s, done_n = tonumber(done[1] or 0) / 1000, tonumber(done[2] or 0)
   local slots, unknown, projected, measured = {}, 0, 0, 0
   for _, id in ipairs(redis.call('ZRANGE', A, 0, SCHEDULE_SLOTS - 1)) do
     local info = get_info(id)
-    if info and info.st and (info.b or 0) > 0 and NOW > info.st then
-      local speed = (info.tp and info.tp > 0) and info.tp or info.b * 1000 / (NOW - info.st)
-      local left = math.max(0, (info.z or 0) - info.b) / speed
+    if info and (info.b or 0) > 0 and known_speed(info) and NOW > info.st then
+      local left = math.max(0, (info.z or 0) - info.b) / info.tp
       slots[#slots + 1] = left
       projected = projected + (NOW - info.st) / 1000 + left
       measured = measured + 1
@@ -41,9 +48,14 @@ local function schedule()
       unknown = unknown + 1
     end
   end
-  -- no download finished yet: the running ones' projected durations stand in for the average
-  if cycle < 0 and measured > 0 then cycle = projected / measured end
+  local cycle, expected = -1, -1
+  if done_n > 0 then
+    cycle = done_s / done_n
+  elseif measured > 0 then
+    cycle = projected / measured
+  end
+  if done_n + measured > 0 then expected = (done_s + projected) / (done_n + measured) end
   for _ = 1, unknown do slots[#slots + 1] = cycle end
   table.sort(slots)
-  return slots, cycle
+  return slots, cycle, expected
 end

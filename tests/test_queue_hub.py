@@ -130,6 +130,28 @@ def test_far_back_waiters_hear_less_often(make, monkeypatch):
     wait_until(lambda: far.changed.is_set(), timeout=3, message="far waiter told later")
 
 
+def test_far_back_news_is_spread_over_the_flush_interval(make, monkeypatch):
+    """Far-back waiters are told a few at a time across the interval, not in one burst that
+    every process sharing the cores would feel (an admission meanwhile waits for a few writes)."""
+    from app.queue import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "NEAR_FRONT", 2)
+    monkeypatch.setattr(hub_module, "FAR_BATCH", 2)
+    engine, hub = make(capacity=1)
+    ids = [f"t{i:02d}" for i in range(22)]
+    waiters = join_all(engine, hub, ids)
+    far = [waiters[i] for i in ids[5:]]  # 17 places behind the front after the leave: 9 batches
+    for waiter in waiters.values():
+        waiter.woken_at = 0.0  # each is due
+        waiter.changed.clear()
+    engine.leave(ids[1])
+    wait_until(lambda: all(w.changed.is_set() for w in far), timeout=5, message="every far waiter told")
+    times = sorted(w.woken_at for w in far)
+    # 9 batches, each after the one before by FAR_SPREAD / 9 of the 0.1 s interval: 8 pauses
+    assert times[-1] - times[0] >= 0.1 * hub_module.FAR_SPREAD * 8 / 9 * 0.99
+    assert len({round(t, 6) for t in times}) >= 9  # in batches, not at once
+
+
 def test_detaching_twice_is_harmless(make):
     engine, hub = make(capacity=1)
     waiters = join_all(engine, hub, ["a", "b"])

@@ -42,10 +42,14 @@ log = logging.getLogger(__name__)
 WAKE_BATCH = 32
 # waiters this near the front hear every move (coalesced); those further back hear at most
 # every FAR_INTERVAL seconds, and no more than FAR_BUDGET of them per flush, oldest news first,
-# so a busy line never turns into one burst of thousands of writes
+# FAR_BATCH at a time spread over FAR_SPREAD of the flush interval: a busy line never turns into
+# one burst of hundreds of writes, which every process sharing the cores (the other workers, the
+# clients) would feel, and an admission arriving meanwhile waits for a few writes at most
 NEAR_FRONT = 100
 FAR_INTERVAL = 5.0
 FAR_BUDGET = 500
+FAR_BATCH = 4
+FAR_SPREAD = 0.9
 RESYNC_PAUSE = 0.005  # between two resync chunks: other clients of Redis go first
 RESYNC_JITTER = 1.0  # a new subscription waits up to this long before resyncing
 
@@ -204,7 +208,9 @@ class QueueHub:
             self._dirty = True
 
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.coalesce):
+        began = time.monotonic()
+        while not self._stop.wait(max(0.0, began + self.coalesce - time.monotonic())):
+            began = time.monotonic()  # a flush that paced its writes still starts once a coalesce
             try:
                 self.flush()
             except Exception:
@@ -234,25 +240,30 @@ class QueueHub:
                         stale.append(waiter)
             time.sleep(0)
         with self._lock:
-            due = self._due(moved)
-        for start in range(0, len(due), WAKE_BATCH):
-            _wake(due[start:start + WAKE_BATCH])
+            near, far = self._due(moved)
+        for start in range(0, len(near), WAKE_BATCH):
+            _wake(near[start:start + WAKE_BATCH])
             time.sleep(0)
         if stale:
             self._resync(stale)
+        batches = range(0, len(far), FAR_BATCH)
+        for start in batches:
+            _wake(far[start:start + FAR_BATCH])
+            if self._stop.wait(self.coalesce * FAR_SPREAD / len(batches)):
+                return
 
-    def _due(self, moved: list[Waiter]) -> list[Waiter]:
-        """Who hears about a move now: the front of the line, state changes, and far-back
-        waiters whose last update is ``FAR_INTERVAL`` old, oldest first (the others wait).
+    def _due(self, moved: list[Waiter]) -> tuple[list[Waiter], list[Waiter]]:
+        """Who hears about a move now: the front of the line and state changes (first), and
+        far-back waiters whose last update is ``FAR_INTERVAL`` old, oldest first (the others wait).
 
         Far-back waiters queue in the order they were deferred, so picking the due ones costs
         the budget, not the line: a waiter deferred behind one not yet due waits for it (at
         most ``FAR_INTERVAL`` more)."""
-        due = []
+        near, far = [], []
         for waiter in moved:
             if waiter.state != WaiterState.WAITING or waiter.position <= NEAR_FRONT:
                 self._deferred.pop(waiter, None)
-                due.append(waiter)
+                near.append(waiter)
             else:
                 self._deferred.setdefault(waiter, None)
         now, taken = time.monotonic(), 0
@@ -262,9 +273,9 @@ class QueueHub:
                 break
             del self._deferred[waiter]
             if waiter.state == WaiterState.WAITING:
-                due.append(waiter)
+                far.append(waiter)
                 taken += 1
-        return due
+        return near, far
 
     def _resync(self, waiters: list[Waiter]) -> None:
         """Ask Redis for the truth about waiters, a chunk at a time (this process's streams hold

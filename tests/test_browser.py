@@ -22,7 +22,9 @@ def browser():
 
 def test_two_pages_queue_then_download_by_themselves(browser, gunicorn, make_file, tmp_path):
     file_id, path = make_file("dataset.bin", size=24 * 1024 * 1024, display="Dataset 2026.bin")
-    server = gunicorn(**PAGE)
+    # 2 MiB/s: the first download lasts long enough for its speed to be measured (two progress
+    # reports) and told to the second page before its turn
+    server = gunicorn(**{**PAGE, "BANDWIDTH_LIMIT": 2 * 1024 * 1024})
     first = open_page(browser, f"{server.url}/")
     assert "Dataset 2026.bin" in first.inner_text("ul.files")
     assert "24.0 MiB" in first.inner_text("ul.files")
@@ -34,10 +36,11 @@ def test_two_pages_queue_then_download_by_themselves(browser, gunicorn, make_fil
     first.wait_for_selector("#state[data-state=downloading]")
 
     second = open_page(browser, f"{server.url}/files/{file_id}", width=375)  # a phone-width screen
-    second.wait_for_timeout(1200)  # the first download has reported progress: an ETA exists
     second.click("#start")
     second.wait_for_selector("#state[data-state=waiting]")
     assert second.inner_text("#position") == "#1"
+    # once the first download's speed is measured (two progress reports), the wait is told
+    second.wait_for_function("!document.querySelector('#eta').innerText.includes('Working out')", timeout=15_000)
     eta = second.inner_text("#eta")
     assert "wait" in eta or "moments" in eta, eta
     assert "Working out" not in eta

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from harness import Service, make_file, percentile, queue_events
+from harness import Service, make_file, percentile, queue_events, sse_events
 
 SPEEDS = (1e6, 3e6, 10e6)  # bytes/s of the paced readers
 SIZES = (("small.bin", 8 << 20), ("medium.bin", 24 << 20), ("large.bin", 48 << 20))
@@ -168,13 +168,9 @@ def main() -> None:
 
 def progress_etas(service: Service, token: str, seen: list[tuple[float, int | None]]) -> None:
     """Follow A's /progress: the ETA its own page shows, to compare with what B is told."""
-    with requests.get(f"{service.url}/api/v1/queue/{token}/progress", stream=True, timeout=600) as stream:
-        kind = None
-        for line in stream.iter_lines(decode_unicode=True):
-            if line.startswith("event:"):
-                kind = line[6:].strip()
-            elif line.startswith("data:") and kind == "progress":
-                seen.append((time.monotonic(), json.loads(line[5:]).get("eta_seconds")))
+    for kind, data in sse_events(f"{service.url}/api/v1/queue/{token}/progress", timeout=600):
+        if kind == "progress":
+            seen.append((time.monotonic(), data.get("eta_seconds")))
 
 
 def behind_a_bursty_reader(rate: str) -> None:

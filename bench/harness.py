@@ -130,20 +130,27 @@ def curl_many(urls: list[str], ranged_from: int | None = None) -> tuple[float, i
     return time.perf_counter() - began, sum(sizes)
 
 
-def queue_events(service: Service, file_name: str, timeout: float = 900):
-    """Issue a token for the file and follow its queue over SSE: yields (event, data) pairs
-    (``position``, then ``ready`` or ``error``), the first (``issued``, the token's JSON) once
-    the token is issued, just before the stream opens."""
+def sse_events(url: str, timeout: float = 900):
+    """Follow an event stream: yields (event, data) pairs until the server ends it (or the
+    caller stops)."""
     import json
 
-    issued = requests.post(f"{service.url}/api/v1/files/{service.file_ids[file_name]}/tokens", timeout=30).json()
-    yield "issued", issued
-    with requests.get(service.url + issued["queue_url"], stream=True, timeout=timeout) as stream:
+    with requests.get(url, stream=True, timeout=timeout) as stream:
         kind = None
         for line in stream.iter_lines(decode_unicode=True):
             if line.startswith("event:"):
                 kind = line[6:].strip()
             elif line.startswith("data:") and kind:
                 yield kind, json.loads(line[5:])
-                if kind in ("ready", "error"):
-                    return
+
+
+def queue_events(service: Service, file_name: str, timeout: float = 900):
+    """Issue a token for the file and follow its queue over SSE: yields (event, data) pairs
+    (``position``, then ``ready`` or ``error``), the first (``issued``, the token's JSON) once
+    the token is issued, just before the stream opens."""
+    issued = requests.post(f"{service.url}/api/v1/files/{service.file_ids[file_name]}/tokens", timeout=30).json()
+    yield "issued", issued
+    for kind, data in sse_events(service.url + issued["queue_url"], timeout):
+        yield kind, data
+        if kind in ("ready", "error"):
+            return

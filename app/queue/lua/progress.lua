@@ -53,7 +53,7 @@ end
 local function measure(info, at)
   local samples = info.hs or {}
   local newest = samples[#samples]
-  if info.b > (newest and newest[2] or 0) and not (newest and at - newest[1] < THROUGHPUT_SAMPLE) then
+  if info.b > (newest and newest[2] or 0) and (not newest or at - newest[1] >= THROUGHPUT_SAMPLE) then
     samples[#samples + 1] = {at, info.b}
     for _ = 1, THROUGHPUT_SAMPLES do
       if #samples <= THROUGHPUT_BURSTS or (at - samples[2][1] < THROUGHPUT_WINDOW and #samples <= THROUGHPUT_SAMPLES) then

@@ -18,8 +18,8 @@
 --   n   {connection id = {first, end}}: what each open connection has yet to have acknowledged
 --       (from its last report; a resume inside it moves its first byte up, as with w)
 --   cr  bytes/s the download counts for against the egress budget (their sum: counters.committed)
---   tp  the download's recent throughput (bytes/s over THROUGHPUT_WINDOW, from its first report;
---       at the first report, its average since it started)
+--   tp  the download's recent throughput (bytes/s, burst to burst over the samples hs: see
+--       progress.lua's measure; at the first sample, its average since it started)
 --   hs  {{time (ms), b}, ...}: the samples tp is worked out from, reports that brought bytes
 --       (THROUGHPUT_SAMPLES at most)
 --   pq  1: waits in its file's pre-queue, no join number yet (its index is in PQ, prequeue.lua)

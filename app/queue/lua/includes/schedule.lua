@@ -39,7 +39,7 @@ local function schedule()
   local slots, unknown, projected, measured = {}, 0, 0, 0
   for _, id in ipairs(redis.call('ZRANGE', A, 0, SCHEDULE_SLOTS - 1)) do
     local info = get_info(id)
-    if info and (info.b or 0) > 0 and known_speed(info) and NOW > info.st then
+    if info and (info.b or 0) > 0 and known_speed(info) then
       local left = math.max(0, (info.z or 0) - info.b) / info.tp
       slots[#slots + 1] = left
       projected = projected + (NOW - info.st) / 1000 + left

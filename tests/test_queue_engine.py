@@ -559,14 +559,14 @@ def test_eta_follows_each_slot_then_the_turnover(make_engine):
     engine.progress("slow", "c2", 0, 100, 100)  # 10 bytes/s: 90 s left, 100 s in all
     snap = engine.summary()
     assert sorted(snap.slots) == [pytest.approx(10, abs=0.1), pytest.approx(90, abs=0.1)]
-    assert eta_seconds(snap, 1) == pytest.approx(10, abs=1)  # the fast one's slot
-    # then that slot again, after an average download (60 s: no download finished yet, so the
-    # running ones' projected wholes), before the slow one ends at 90 s
-    assert eta_seconds(snap, 2) == pytest.approx(70, abs=1)
-    assert eta_seconds(snap, 3) == pytest.approx(90, abs=1)
-    # far back: the mean of the rate's guess (measured to Redis's now: a slow machine's
-    # milliseconds lengthen its span) and the slots turning over every expected download (60 s)
-    assert snap.expected == pytest.approx(60, abs=0.5)
+    assert eta_seconds(snap, 1) == pytest.approx(10, abs=1)  # the head: the fast one's slot
+    # behind it, the mean of the rate's guess (measured to Redis's now: a slow machine's
+    # milliseconds lengthen its span) and the slots: the fast one's again after a download (60 s:
+    # no download finished yet, so the running ones' projected wholes), before the slow one's at 90
+    assert snap.cycle == pytest.approx(60, abs=0.5) and snap.expected == pytest.approx(60, abs=0.5)
+    assert eta_seconds(snap, 2) == pytest.approx((2 / snap.rate + 70) / 2, abs=1)
+    assert eta_seconds(snap, 3) == pytest.approx((3 / snap.rate + 90) / 2, abs=1)
+    # far back the same, the slots turning over every expected download
     by_slots = 130 + (199 - 3) // 2 * 60  # after the two first frees and the fast slot's second
     assert eta_seconds(snap, 200) == pytest.approx((200 / snap.rate + by_slots) / 2, rel=0.01)
     engine.configure(mode="paused")

@@ -118,8 +118,10 @@ REMOVED_TTL_MS = 86_400_000  # a removed token of unknown expiry stays barred th
 # over its last THROUGHPUT_BURSTS reports that brought bytes if they span longer, from samples at
 # least THROUGHPUT_SAMPLE_MS apart (at most THROUGHPUT_SAMPLES kept), counted from its first
 # report: what filled the socket buffers at the start is not its speed, and a client that
-# acknowledges in bursts seconds apart (curl --limit-rate, a phone) is measured over several
-THROUGHPUT_SAMPLE_MS = 500
+# acknowledges in bursts seconds apart (curl --limit-rate, a phone) is measured over several.
+# The first two reports (delivery/sender.py: FIRST_REPORTS) are two samples: a download is timed
+# half a second in, while the waiter behind a small file still has a wait to be told
+THROUGHPUT_SAMPLE_MS = 300
 THROUGHPUT_WINDOW_MS = 5000
 THROUGHPUT_BURSTS = 5
 THROUGHPUT_SAMPLES = 12

@@ -1,12 +1,14 @@
 """How long until a place in line is admitted, worked out from one snapshot (no I/O).
 
-Near the front (``SIMULATED_TURNS`` turns of each slot), the slots are followed one by one: each
-running download ends when its remaining bytes at its recent throughput are sent (``slots``),
-then its slot turns over every average download (``cycle``), and the place takes the (n+1)-th
-slot to free. Further back, the admission rate as of now and the slots turning over every
-expected download (``expected``, counting the running ones) each guess, and the ETA is their
-mean. A free slot in an open line means now; the rate and the slots count down between
-snapshots.
+The head of the line takes the first slot to free: each running download ends when its remaining
+bytes are sent at its recent throughput (``slots``). Behind it, two guesses that miss in opposite
+directions are averaged: the admission rate as of now (it counts admissions into free slots as
+turnover and lags a line that slows down), and the slots turning over, each freeing first at its
+time in ``slots`` and then every download's duration. Within ``NEAR_TURNS`` turns of every slot
+that duration is the mean of the average finished download (``cycle``: at first, the short ones
+that finished first) and the expected one (``expected``: the running ones' projected wholes
+counted too, which weighs the slow ones more, as they run longest); further back, the expected
+one. A free slot in an open line means now; the rate and the slots count down between snapshots.
 """
 from __future__ import annotations
 
@@ -15,10 +17,9 @@ import time
 from .replies import Snapshot
 from .states import QueueMode
 
-# within this many turns of every slot the ETA follows the slots (each turning over every average
-# download); further back it is the mean of the admission rate's guess and the slots' turning
-# over every expected download (bench/eta_bench.py)
-SIMULATED_TURNS = 3
+# within this many turns of every slot, a slot turns over every (average + expected) / 2 download;
+# further back, every expected download (bench/eta_bench.py: the lowest error at every band)
+NEAR_TURNS = 2
 BISECTIONS = 40  # a free behind a download far longer than the others: found to turn / 2**40
 
 
@@ -36,13 +37,11 @@ def eta_seconds(snap: Snapshot, position: int | None, now: float | None = None) 
     rate = snap.rate * snap.rate_span / (snap.rate_span + age) if snap.rate_span > 0 else snap.rate
     known = bool(snap.slots) and min(snap.slots) >= 0
     frees = [max(1.0, left - age) for left in snap.slots] if known else []  # overdue: any moment
-    if known and (ahead < len(frees) or (snap.cycle > 0 and ahead < SIMULATED_TURNS * len(frees))):
-        return round(free_at(frees, snap.cycle, ahead))
+    if known and ahead == 0:
+        return round(min(frees))
     by_rate = (ahead + 1) / rate if rate > 0 else None
-    by_slots = free_at(frees, snap.expected, ahead) if known and snap.expected > 0 else None
-    # further back both are long shots that miss in opposite directions: the rate counts
-    # admissions into free slots as turnover and lags a line that slows down, the slots' turnover
-    # knows only the first downloads' lengths; their mean beats either
+    turns = [t for t in ((snap.cycle, snap.expected) if ahead < NEAR_TURNS * len(frees) else (snap.expected,)) if t > 0]
+    by_slots = free_at(frees, sum(turns) / len(turns), ahead) if known and turns else None
     guesses = [g for g in (by_rate, by_slots) if g is not None]
     if guesses:
         return round(sum(guesses) / len(guesses))

@@ -31,8 +31,9 @@ from .refusals import not_admitted, refusal
 from .tokens import TokenClaims
 from .waiting import claims_for, join_claims
 
-# under an egress budget a download's first reports go at once, not with its process's round:
-# the budget counts it as MIN_RATE until two of them measured what its client takes
+# a download's first reports (0.15 and 0.5 s in) go at once, not with its process's round: two of
+# them measure what its client takes, which the ETA of the waiter behind it (a small file ends
+# within seconds) and an egress budget (it counts as MIN_RATE until then) wait for
 MEASURING_REPORTS = 2
 WAIT_RETRY_MAX = 10  # seconds: a client waiting by retrying asks at least this often (its presence)
 
@@ -193,8 +194,8 @@ def transfer(serving: Serving, plan: DownloadPlan, opened: Opened, source: Sourc
         if closing:
             serving.reporter.close(report)
             return True
-        if reports <= MEASURING_REPORTS and serving.engine.settings.egress_budget > 0:
-            return serving.reporter.send_now(report)  # the budget counts it as MIN_RATE until measured
+        if reports <= MEASURING_REPORTS:  # the ETA behind it and the budget wait for its speed
+            return serving.reporter.send_now(report)
         return serving.reporter.submit(report)
 
     share = serving.bandwidth.join(token_id, conn_id) if serving.bandwidth is not None else None

@@ -30,10 +30,14 @@ from .tokens import TokenClaims, iso_utc, verification_keys, verify_token
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
-# near the front a waiter's ETA is looked at again this often, even without news (further back
-# it is at each heartbeat: a tenth of it rarely passes sooner); both are spread by up to a fifth,
-# so the streams one burst of news woke do not all wake again at once (a ready behind them waits)
+# near the front a waiter's ETA is looked at again this often, even without news, and every
+# second by the waiters whose turn is one of the running downloads' ends (their wait is a few
+# seconds, and a download just started is measured within one); further back it is at each
+# heartbeat (a tenth of it rarely passes sooner). A new figure is told only when it differs from
+# the last one counted down, as the page shows it. Both are spread by up to a fifth, so the
+# streams one burst of news woke do not all wake again at once (a ready behind them waits)
 ETA_REFRESH_SECONDS = 5.0
+FIRST_TURN_REFRESH_SECONDS = 1.0
 SPREAD = 0.2
 
 
@@ -58,13 +62,14 @@ class QueueEvent:
     id: int | None = None
 
 
-def _eta_moved(eta: int | None, sent: int | None, position: int) -> bool:
-    """Worth telling: any change near the front (the hub's NEAR_FRONT); further back, a tenth."""
-    if eta is None or sent is None:
-        return eta != sent
+def _eta_moved(eta: int | None, shown: float | None, position: int) -> bool:
+    """Worth telling, against the figure the client shows (the last told, counted down): a second
+    near the front (the hub's NEAR_FRONT); further back, a tenth."""
+    if eta is None or shown is None:
+        return eta != shown
     if position <= NEAR_FRONT:
-        return eta != sent
-    return abs(eta - sent) >= max(1, sent // 10)
+        return abs(eta - shown) >= 1
+    return abs(eta - shown) >= max(1.0, shown / 10)
 
 
 def claims_for(config: Mapping[str, Any], token: str, allow_expired: bool = False) -> TokenClaims:
@@ -198,7 +203,7 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
     last: tuple[Any, ...] | None = None
     last_id: int | None = None  # an event's id is the line's version it is exact at, sent once
     sent_eta: int | None = None
-    sent_at = time.monotonic()
+    sent_at = eta_at = time.monotonic()
     quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)  # silence after which a heartbeat goes
     streams.inc()
     try:
@@ -227,8 +232,10 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
             position = waiter.position or None  # None: pre-queued for a release
             eta = eta_seconds(line, position) if position else None
             current = (position, line.waiting, line.active, line.capacity, str(line.mode), line.prequeued)
-            if current != last or (position and _eta_moved(eta, sent_eta, position)):
+            shown = None if sent_eta is None else max(0.0, sent_eta - (time.monotonic() - eta_at))
+            if current != last or (position and _eta_moved(eta, shown, position)):
                 last, sent_eta, sent_at = current, eta, time.monotonic()
+                eta_at = sent_at
                 quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
                 data = {"position": position, "waiting": line.waiting, "active": line.active,
                         "capacity": line.capacity, "eta_seconds": eta, "mode": str(line.mode)}
@@ -238,7 +245,8 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
                 last_id = waiter.version
             pause = quiet - (time.monotonic() - sent_at)
             if position and position <= NEAR_FRONT:
-                pause = min(pause, ETA_REFRESH_SECONDS * random.uniform(1 - SPREAD, 1))
+                refresh = FIRST_TURN_REFRESH_SECONDS if position <= line.capacity else ETA_REFRESH_SECONDS
+                pause = min(pause, refresh * random.uniform(1 - SPREAD, 1))
             woken = yield Pause(max(0.0, pause), waiter)
             if not woken and time.monotonic() - sent_at >= quiet:
                 sent_at = time.monotonic()

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from app.queue.eta import SIMULATED_TURNS, eta_seconds, free_at, newcomer_eta
+from app.queue.eta import NEAR_TURNS, eta_seconds, free_at, newcomer_eta
 from app.queue.replies import Snapshot
 from app.queue.states import QueueMode
 
@@ -29,13 +29,16 @@ def test_further_back_the_rate_decides_and_a_silence_lowers_it():
     assert eta_seconds(paced, 5) == 10
     assert eta_seconds(paced, 5, now=paced.seen_at + 10) == 20  # no admission for 10 more seconds
     far = snapshot(waiting=500, slots=[10.0], cycle=20.0, rate=0.1, rate_span=100)
-    assert eta_seconds(far, SIMULATED_TURNS + 1) == round((SIMULATED_TURNS + 1) / 0.1)
+    assert eta_seconds(far, NEAR_TURNS + 1) == round((NEAR_TURNS + 1) / 0.1)
 
 
-def test_far_back_the_rate_and_the_slots_each_guess_and_the_eta_is_their_mean():
-    far = snapshot(waiting=500, slots=[10.0], cycle=20.0, expected=30.0, rate=0.1, rate_span=100)
-    place = SIMULATED_TURNS + 1  # 3 turns ahead: the slot frees at 10, then every 30 s
-    assert eta_seconds(far, place) == round((place / 0.1 + 10 + 3 * 30) / 2)
+def test_behind_the_head_the_rate_and_the_slots_each_guess_and_the_eta_is_their_mean():
+    line = snapshot(waiting=500, slots=[10.0], cycle=20.0, expected=32.0, rate=0.1, rate_span=100)
+    assert eta_seconds(line, 1) == 10  # the head: the first slot to free, whatever the rate says
+    # near: the slot frees at 10, then every (20 + 32) / 2 s
+    assert eta_seconds(line, 2) == (2 / 0.1 + 10 + 26) / 2
+    place = NEAR_TURNS + 1  # further back: then every expected download (32 s)
+    assert eta_seconds(line, place) == (place / 0.1 + 10 + (place - 1) * 32) / 2
     no_rate = snapshot(waiting=500, slots=[10.0], cycle=20.0, expected=30.0)
     assert eta_seconds(no_rate, 1000) == 10 + 999 * 30
 

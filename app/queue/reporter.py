@@ -59,8 +59,8 @@ class Reporter:
         self.retries.call(lambda: self.engine.report([final]))
 
     def send_now(self, report: ProgressReport) -> bool:
-        """A running connection's report sent at once, alone (a download's first under an egress
-        budget: the budget counts it as MIN_RATE until it hears its speed); kept for the next
+        """A running connection's report sent at once, alone (a download's first ones: the ETA
+        behind it and an egress budget wait for its speed); kept for the next
         round while Redis is away. False once the queue said the slot is gone."""
         with self._lock:
             if report.conn_id in self._gone:

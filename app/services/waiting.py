@@ -202,8 +202,8 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
     del snap  # the join's reply: the hub's shared snapshot has its figures (a stream lives long)
     last: tuple[Any, ...] | None = None
     last_id: int | None = None  # an event's id is the line's version it is exact at, sent once
-    sent_eta: int | None = None
-    sent_at = eta_at = time.monotonic()
+    told_until: float | None = None  # when the wait last told runs out (the page counts down to it)
+    sent_at = time.monotonic()
     quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)  # silence after which a heartbeat goes
     streams.inc()
     try:
@@ -232,10 +232,10 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
             position = waiter.position or None  # None: pre-queued for a release
             eta = eta_seconds(line, position) if position else None
             current = (position, line.waiting, line.active, line.capacity, str(line.mode), line.prequeued)
-            shown = None if sent_eta is None else max(0.0, sent_eta - (time.monotonic() - eta_at))
+            shown = None if told_until is None else max(0.0, told_until - time.monotonic())
             if current != last or (position and _eta_moved(eta, shown, position)):
-                last, sent_eta, sent_at = current, eta, time.monotonic()
-                eta_at = sent_at
+                last, sent_at = current, time.monotonic()
+                told_until = None if eta is None else sent_at + eta
                 quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
                 data = {"position": position, "waiting": line.waiting, "active": line.active,
                         "capacity": line.capacity, "eta_seconds": eta, "mode": str(line.mode)}

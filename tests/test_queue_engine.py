@@ -495,8 +495,8 @@ def test_eta_from_bytes_before_any_rate_is_known(make_engine):
 
 
 def test_a_first_report_alone_does_not_time_a_slot(make_engine):
-    """What a bursty client acknowledged in its first second is mostly what filled the socket
-    buffers: its slot is timed once two reports measured it."""
+    """What a client acknowledged in its first second is mostly what filled the socket buffers:
+    its slot is timed once two samples in a row measured it alike."""
     engine = make_engine(capacity=1, wait_grace=1000)
     join(engine, "a", size=100_000_000)
     join(engine, "b")
@@ -505,8 +505,60 @@ def test_a_first_report_alone_does_not_time_a_slot(make_engine):
     engine.progress("a", "c1", 0, 10_000_000, 10_000_000)  # buffers filled: "10 MB/s"
     assert eta_seconds(engine.summary(), 1) is None  # not "9 s"
     advance(engine, 2)
-    engine.progress("a", "c1", 0, 18_000_000, 8_000_000)  # 4 MB/s since: 82 MB left
-    assert eta_seconds(engine.summary(), 1) == pytest.approx(82 / 4, abs=1)
+    engine.progress("a", "c1", 0, 18_000_000, 8_000_000)  # 4 MB/s since: one measurement
+    assert eta_seconds(engine.summary(), 1) is None
+    advance(engine, 2)
+    engine.progress("a", "c1", 0, 26_000_000, 8_000_000)  # 4 MB/s again: 74 MB left
+    assert eta_seconds(engine.summary(), 1) == pytest.approx(74 / 4, abs=1)
+
+
+def test_a_client_that_read_ahead_is_not_taken_for_a_slow_one(make_engine):
+    """curl --limit-rate 4M on loopback, as the queue saw it: its buffers filled, then it paused
+    (0.13 MB/s over the next 0.35 s: "800 s left"), then gulped (2.0, then 5.5 MB/s). The
+    waiter behind it is told nothing until two samples agree, and then the truth."""
+    engine = make_engine(capacity=1, wait_grace=1000)
+    join(engine, "a", size=100 << 20)
+    join(engine, "b")
+    engine.start("a", "c1")
+    acked = 0
+    for wait, now_acked, told in ((0.15, 4_653_056, None), (0.35, 4_698_112, None), (1.0, 7_383_939, None),
+                                  (1.0, 17_665_794, None), (2.0, 28_012_108, (104_857_600 - 28_012_108) / 5.37e6)):
+        advance(engine, wait)
+        engine.progress("a", "c1", 0, now_acked, now_acked - acked)
+        acked = now_acked
+        eta, rate = eta_seconds(engine.summary(), 1), engine.status(["a"]).tokens["a"].rate
+        if told is None:
+            assert eta is None and not rate, (acked, eta, rate)  # the queue and /progress alike
+        else:
+            assert eta == pytest.approx(told, abs=1) and rate == pytest.approx(5.37e6, rel=0.02)
+
+
+def test_a_fast_download_is_timed_half_a_second_in_when_it_ends_before_the_average(make_engine):
+    """The waiter behind a small download about to end hears "a moment", not the average
+    download; one measured slower than the average counts as the average until steady."""
+    engine = make_engine(capacity=1, wait_grace=1000)
+    join(engine, "first", size=1000)
+    join(engine, "fast", size=8_000_000)
+    join(engine, "slow", size=8_000_000)
+    join(engine, "b")
+    engine.start("first", "c1")
+    advance(engine, 10)
+    assert engine.progress("first", "c1", 0, 1000, 1000).state == "complete"  # the average: 10 s
+    engine.start("fast", "c2")
+    advance(engine, 0.15)
+    engine.progress("fast", "c2", 0, 3_000_000, 3_000_000)
+    advance(engine, 0.35)
+    engine.progress("fast", "c2", 0, 6_500_000, 3_500_000)  # 10 MB/s: 0.15 s left
+    assert eta_seconds(engine.summary(), 1) == 1  # the first slot to free: a moment
+    advance(engine, 0.2)
+    assert engine.progress("fast", "c2", 0, 8_000_000, 1_500_000).state == "complete"
+    engine.start("slow", "c3")
+    advance(engine, 0.15)
+    engine.progress("slow", "c3", 0, 3_000_000, 3_000_000)
+    advance(engine, 0.35)
+    engine.progress("slow", "c3", 0, 3_035_000, 35_000)  # 0.1 MB/s over 0.35 s: "50 s left"
+    snap = engine.summary()
+    assert eta_seconds(snap, 1) == pytest.approx(snap.cycle, abs=1) and snap.cycle < 10
 
 
 def test_a_bursty_client_is_measured_burst_to_burst_until_it_stalls(make_engine):

@@ -120,11 +120,17 @@ REMOVED_TTL_MS = 86_400_000  # a removed token of unknown expiry stays barred th
 # report: what filled the socket buffers at the start is not its speed, and a client that
 # acknowledges in bursts seconds apart (curl --limit-rate, a phone) is measured over several.
 # The first two reports (delivery/sender.py: FIRST_REPORTS) are two samples: a download is timed
-# half a second in, while the waiter behind a small file still has a wait to be told
+# half a second in, while the waiter behind a small file still has a wait to be told. Its speed
+# is steady once two samples in a row measure it within THROUGHPUT_STEADY times of each other (a
+# client that read ahead at the start pauses, then gulps: curl --limit-rate measured 0.13, 2.0
+# then 5.5 MB/s at 0.6, 2 and 3 s); until then the ETA trusts it only to end a download sooner
+# than the average one (lua/includes/schedule.lua). One sample alone counts from
+# THROUGHPUT_WINDOW_MS after the start.
 THROUGHPUT_SAMPLE_MS = 300
 THROUGHPUT_WINDOW_MS = 5000
 THROUGHPUT_BURSTS = 5
 THROUGHPUT_SAMPLES = 12
+THROUGHPUT_STEADY = 1.5
 EGRESS_SLOTS, EGRESS_WINDOW = 8, 3  # per-second ring of acknowledged bytes; seconds averaged
 
 # -- histograms kept in Redis (upper bounds in seconds; metrics.py names the same ones) ----
@@ -181,7 +187,7 @@ def lua_header(body: str | None = None) -> str:
         "RATE_WINDOW": RATE_WINDOW, "JOURNAL_MAX": JOURNAL_MAX, "OWNER_TTL": OWNER_TTL_MS,
         "REMOVED_TTL": REMOVED_TTL_MS, "THROUGHPUT_SAMPLE": THROUGHPUT_SAMPLE_MS,
         "THROUGHPUT_WINDOW": THROUGHPUT_WINDOW_MS, "THROUGHPUT_SAMPLES": THROUGHPUT_SAMPLES,
-        "THROUGHPUT_BURSTS": THROUGHPUT_BURSTS,
+        "THROUGHPUT_BURSTS": THROUGHPUT_BURSTS, "THROUGHPUT_STEADY": THROUGHPUT_STEADY,
         "EGRESS_SLOTS": EGRESS_SLOTS, "EGRESS_WINDOW": EGRESS_WINDOW,
     }
     lines += [f"local {name} = {_lua_value(value)}" for name, value in numbers.items()]

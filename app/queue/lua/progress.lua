@@ -49,11 +49,14 @@ end
 -- bytes (samples hs): from the oldest within the window, or of the THROUGHPUT_BURSTS newest, to the
 -- newest, so a client that acknowledges in bursts is measured over several of them, burst to
 -- burst, not by where a window's edges fall between them; to now once it has been silent longer
--- than any gap between its bursts
+-- than any gap between its bursts. Steady (ts, for good) once two samples in a row measure it
+-- within THROUGHPUT_STEADY of each other: a client that read ahead at the start and now pauses
+-- (curl --limit-rate) measures far slower, then faster, until its bursts repeat
 local function measure(info, at)
   local samples = info.hs or {}
   local newest = samples[#samples]
-  if info.b > (newest and newest[2] or 0) and (not newest or at - newest[1] >= THROUGHPUT_SAMPLE) then
+  local sampled = info.b > (newest and newest[2] or 0) and (not newest or at - newest[1] >= THROUGHPUT_SAMPLE)
+  if sampled then
     samples[#samples + 1] = {at, info.b}
     for _ = 1, THROUGHPUT_SAMPLES do
       if #samples <= THROUGHPUT_BURSTS or (at - samples[2][1] < THROUGHPUT_WINDOW and #samples <= THROUGHPUT_SAMPLES) then
@@ -71,6 +74,12 @@ local function measure(info, at)
     info.tp = (info.b - first[2]) * 1000 / (at - first[1])
   elseif info.st and at > info.st then
     info.tp = info.b * 1000 / (at - info.st)  -- a first guess until a second sample
+  end
+  if sampled and #samples >= 2 then
+    if info.tv and info.tp <= info.tv * THROUGHPUT_STEADY and info.tv <= info.tp * THROUGHPUT_STEADY then
+      info.ts = 1
+    end
+    info.tv = info.tp
   end
 end
 

@@ -22,6 +22,8 @@
 --       progress.lua's measure; at the first sample, its average since it started)
 --   hs  {{time (ms), b}, ...}: the samples tp is worked out from, reports that brought bytes
 --       (THROUGHPUT_SAMPLES at most)
+--   tv  tp as of the newest sample (from two samples or more)
+--   ts  1: steady, two samples in a row measured tp alike (progress.lua's measure)
 --   pq  1: waits in its file's pre-queue, no join number yet (its index is in PQ, prequeue.lua)
 --   d   the place a scheduled release drew for it (1: the first)
 --   aw  away since (ms): its presence stopped; out of the line W, in the away set (away.lua)

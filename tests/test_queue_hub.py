@@ -159,3 +159,41 @@ def test_detaching_twice_is_harmless(make):
     hub.detach(waiters["b"])
     assert "b" not in hub.waiters
     assert engine.status(["b"]).tokens["b"].state == "waiting"  # its place is kept for the grace
+
+
+def test_a_move_the_hub_held_back_goes_as_the_heartbeat_not_beside_it(make, monkeypatch):
+    """A waiter far back hears its moves at most every FAR_INTERVAL; when its heartbeat falls due
+    with a move untold, the move is the sign of life: one write, not a heartbeat then the move."""
+    from contextlib import nullcontext
+
+    from app.services import waiting
+    from app.services.feeds import Pause
+    from app.services.tokens import TokenClaims
+
+    monkeypatch.setattr(waiting, "HEARTBEAT_SECONDS", 1.0)
+
+    class Streams:
+        def inc(self) -> None: ...
+        def dec(self) -> None: ...
+
+    engine, hub = make(capacity=1)
+    ids = [f"t{i:03d}" for i in range(112)]  # one holds the slot; the last waits at 111
+    for tid in ids[:-1]:
+        engine.join(tid, 1, 10, time.time() + 600, "")
+    claims = TokenClaims(ids[-1], 1, int(time.time()) + 600)
+    feed = waiting.events(engine, hub, claims, engine.join(ids[-1], 1, 10, time.time() + 600, ""), "",
+                          nullcontext, Streams())
+    assert next(feed).data["position"] == 111
+    engine.leave(ids[1])  # its first move is told at once (nothing told for FAR_INTERVAL)
+    pause = next(feed)
+    assert isinstance(pause, Pause) and pause.wait()
+    assert next(feed).data["position"] == 110
+    engine.leave(ids[2])  # the next is held back: it was told a moment ago
+    pause = next(feed)
+    assert not pause.wait() and pause.seconds <= 1.0  # woken by nothing: its heartbeat is due
+    told = next(feed)
+    assert (told.kind, told.data["position"]) == ("position", 109)
+    pause = next(feed)
+    assert isinstance(pause, Pause) and not pause.wait()  # nothing else with it
+    assert next(feed).kind == "heartbeat"  # a still line: the heartbeat itself
+    feed.close()

@@ -233,6 +233,7 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
             eta = eta_seconds(line, position) if position else None
             current = (position, line.waiting, line.active, line.capacity, str(line.mode), line.prequeued)
             shown = None if told_until is None else max(0.0, told_until - time.monotonic())
+            quiet_for = time.monotonic() - sent_at
             if current != last or (position and _eta_moved(eta, shown, position)):
                 last, sent_at = current, time.monotonic()
                 told_until = None if eta is None else sent_at + eta
@@ -243,15 +244,15 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
                     data.update(release_at=release_at, prequeued=line.prequeued)
                 yield QueueEvent(EventKind.POSITION, data, waiter.version if waiter.version != last_id else None)
                 last_id = waiter.version
+            elif quiet_for >= quiet:  # news the hub held back goes as the sign of life instead of it
+                sent_at = time.monotonic()
+                quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
+                yield QueueEvent(EventKind.HEARTBEAT, {"every_seconds": round(HEARTBEAT_SECONDS)})
             pause = quiet - (time.monotonic() - sent_at)
             if position and position <= NEAR_FRONT:
                 refresh = FIRST_TURN_REFRESH_SECONDS if position <= line.capacity else ETA_REFRESH_SECONDS
                 pause = min(pause, refresh * random.uniform(1 - SPREAD, 1))
-            woken = yield Pause(max(0.0, pause), waiter)
-            if not woken and time.monotonic() - sent_at >= quiet:
-                sent_at = time.monotonic()
-                quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
-                yield QueueEvent(EventKind.HEARTBEAT, {"every_seconds": round(HEARTBEAT_SECONDS)})
+            yield Pause(max(0.0, pause), waiter)
     finally:
         streams.dec()
         hub.detach(waiter)

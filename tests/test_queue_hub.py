@@ -130,6 +130,30 @@ def test_far_back_waiters_hear_less_often(make, monkeypatch):
     wait_until(lambda: far.changed.is_set(), timeout=3, message="far waiter told later")
 
 
+def test_a_deferred_waiter_catches_up_only_when_it_may_reach_the_front(make, monkeypatch):
+    """A waiter whose news is held back is not caught up at every flush (that would cost the
+    whole line each second), but it is as soon as the removals since may bring it to the front."""
+    from app.queue import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "NEAR_FRONT", 5)
+    monkeypatch.setattr(hub_module, "FAR_INTERVAL", 60)
+    engine, hub = make(capacity=1)
+    ids = [f"t{i:02d}" for i in range(12)]
+    waiters = join_all(engine, hub, ids)
+    for waiter in waiters.values():
+        waiter.woken_at = time.monotonic()
+        waiter.changed.clear()
+    coming, back = waiters[ids[7]], waiters[ids[11]]
+    engine.leave(ids[1])
+    wait_until(lambda: coming.position == 6 and back.position == 10, message="caught up once")
+    assert not coming.changed.is_set() and not back.changed.is_set()  # both held back
+    engine.leave(ids[2])
+    wait_until(lambda: coming.changed.is_set(), timeout=2, message="woken on reaching the front")
+    assert coming.position == 5
+    time.sleep(0.3)  # flushes pass
+    assert back.position == 10 and back.version < hub.tracker.version  # exact at its version; told later
+
+
 def test_far_back_news_is_spread_over_the_flush_interval(make, monkeypatch):
     """Far-back waiters are told a few at a time across the interval, not in one burst that
     every process sharing the cores would feel (an admission meanwhile waits for a few writes)."""

@@ -233,6 +233,8 @@ class QueueHub:
         for start in range(0, len(waiters), WAKE_BATCH):
             with self._lock:
                 for waiter in waiters[start:start + WAKE_BATCH]:
+                    if not everyone and waiter in self._deferred and self.tracker.nearest(waiter, cache) > NEAR_FRONT:
+                        continue  # its news waits its turn, and it catches up then
                     change = Change.STALE if everyone else self.tracker.catch_up(waiter, cache)
                     if change == Change.MOVED:
                         moved.append(waiter)
@@ -240,7 +242,7 @@ class QueueHub:
                         stale.append(waiter)
             time.sleep(0)
         with self._lock:
-            near, far = self._due(moved)
+            near, far = self._due(moved, cache, stale)
         for start in range(0, len(near), WAKE_BATCH):
             _wake(near[start:start + WAKE_BATCH])
             time.sleep(0)
@@ -252,13 +254,16 @@ class QueueHub:
             if self._stop.wait(self.coalesce * FAR_SPREAD / len(batches)):
                 return
 
-    def _due(self, moved: list[Waiter]) -> tuple[list[Waiter], list[Waiter]]:
+    def _due(self, moved: list[Waiter], cache: dict[tuple[int, int, str], list[int]],
+             stale: list[Waiter]) -> tuple[list[Waiter], list[Waiter]]:
         """Who hears about a move now: the front of the line and state changes (first), and
         far-back waiters whose last update is ``FAR_INTERVAL`` old, oldest first (the others wait).
 
         Far-back waiters queue in the order they were deferred, so picking the due ones costs
         the budget, not the line: a waiter deferred behind one not yet due waits for it (at
-        most ``FAR_INTERVAL`` more)."""
+        most ``FAR_INTERVAL`` more). A deferred waiter is not caught up at every flush (that
+        would cost the line each second): it is when its turn comes (those ``stale`` then are
+        asked about), or as soon as it may have come within ``NEAR_FRONT``."""
         near, far = [], []
         for waiter in moved:
             if waiter.state != WaiterState.WAITING or waiter.position <= NEAR_FRONT:
@@ -272,7 +277,13 @@ class QueueHub:
             if waiter.state == WaiterState.WAITING and now - waiter.woken_at < FAR_INTERVAL:
                 break
             del self._deferred[waiter]
-            if waiter.state == WaiterState.WAITING:
+            if waiter.state != WaiterState.WAITING:
+                continue  # woken when its state changed
+            if self.tracker.catch_up(waiter, cache) == Change.STALE:
+                stale.append(waiter)
+            elif waiter.state != WaiterState.WAITING:  # gone (or admitted) in events it had not seen
+                near.append(waiter)
+            else:
                 far.append(waiter)
                 taken += 1
         return near, far

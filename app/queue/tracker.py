@@ -130,6 +130,13 @@ class PositionTracker:
             cache[key] = seqs
         return seqs
 
+    def nearest(self, waiter: Waiter, cache: dict[tuple[int, int, str], list[int]]) -> int:
+        """The nearest the front ``waiter`` can stand once caught up (every removal since its
+        version ahead of it); 0 when not known here (it must catch up to find out)."""
+        if waiter.epoch != self.epoch or waiter.version < self.known_from or waiter.placed or waiter.seq == 0:
+            return 0
+        return waiter.position - len(self._since(waiter.version, "removed", cache))
+
     def catch_up(self, waiter: Waiter, cache: dict[tuple[int, int, str], list[int]] | None = None) -> Change:
         """Move a waiting waiter by the removals and additions it has not seen yet (``cache``:
         the sorted join numbers since a version, shared by the waiters of one flush)."""

@@ -58,12 +58,13 @@ local function schedule()
       unknown = unknown + 1
     end
   end
-  local cycle = done_n > 0 and done_s / done_n or (measured > 0 and projected / measured or -1)
+  local cycle, expected = -1, -1
+  if done_n > 0 then cycle = done_s / done_n elseif measured > 0 then cycle = projected / measured end
   for _, e in ipairs(early) do  -- at most SCHEDULE_SLOTS
     if cycle > 0 and e[2] < cycle then timed(e[1], e[2]) else unknown = unknown + 1 end
   end
   if done_n == 0 and measured > 0 then cycle = projected / measured end
-  local expected = done_n + measured > 0 and (done_s + projected) / (done_n + measured) or -1
+  if done_n + measured > 0 then expected = (done_s + projected) / (done_n + measured) end
   for _ = 1, unknown do slots[#slots + 1] = cycle end
   table.sort(slots)
   return slots, cycle, expected

@@ -242,7 +242,8 @@ class QueueHub:
                         stale.append(waiter)
             time.sleep(0)
         with self._lock:
-            near, far = self._due(moved, cache, stale)
+            near, far, late = self._due(moved, cache)
+        stale += late
         for start in range(0, len(near), WAKE_BATCH):
             _wake(near[start:start + WAKE_BATCH])
             time.sleep(0)
@@ -254,17 +255,18 @@ class QueueHub:
             if self._stop.wait(self.coalesce * FAR_SPREAD / len(batches)):
                 return
 
-    def _due(self, moved: list[Waiter], cache: dict[tuple[int, int, str], list[int]],
-             stale: list[Waiter]) -> tuple[list[Waiter], list[Waiter]]:
+    def _due(self, moved: list[Waiter],
+             cache: dict[tuple[int, int, str], list[int]]) -> tuple[list[Waiter], list[Waiter], list[Waiter]]:
         """Who hears about a move now: the front of the line and state changes (first), and
         far-back waiters whose last update is ``FAR_INTERVAL`` old, oldest first (the others wait).
 
         Far-back waiters queue in the order they were deferred, so picking the due ones costs
         the budget, not the line: a waiter deferred behind one not yet due waits for it (at
         most ``FAR_INTERVAL`` more). A deferred waiter is not caught up at every flush (that
-        would cost the line each second): it is when its turn comes (those ``stale`` then are
-        asked about), or as soon as it may have come within ``NEAR_FRONT``."""
-        near, far = [], []
+        would cost the line each second): it is when its turn comes (the third list: those whose
+        events are not known here then, to ask about), or as soon as it may have come within
+        ``NEAR_FRONT``."""
+        near, far, stale = [], [], []
         for waiter in moved:
             if waiter.state != WaiterState.WAITING or waiter.position <= NEAR_FRONT:
                 self._deferred.pop(waiter, None)
@@ -286,7 +288,7 @@ class QueueHub:
             else:
                 far.append(waiter)
                 taken += 1
-        return near, far
+        return near, far, stale
 
     def _resync(self, waiters: list[Waiter]) -> None:
         """Ask Redis for the truth about waiters, a chunk at a time (this process's streams hold

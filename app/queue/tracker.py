@@ -130,10 +130,14 @@ class PositionTracker:
             cache[key] = seqs
         return seqs
 
+    def _unknown(self, waiter: Waiter) -> bool:
+        """The events this waiter has not seen are not all here (or a release placed it)."""
+        return waiter.epoch != self.epoch or waiter.version < self.known_from or waiter.placed
+
     def nearest(self, waiter: Waiter, cache: dict[tuple[int, int, str], list[int]]) -> int:
         """The nearest the front ``waiter`` can stand once caught up (every removal since its
         version ahead of it); 0 when not known here (it must catch up to find out)."""
-        if waiter.epoch != self.epoch or waiter.version < self.known_from or waiter.placed or waiter.seq == 0:
+        if self._unknown(waiter) or waiter.seq == 0:
             return 0
         return waiter.position - len(self._since(waiter.version, "removed", cache))
 
@@ -142,7 +146,7 @@ class PositionTracker:
         the sorted join numbers since a version, shared by the waiters of one flush)."""
         if waiter.state != WaiterState.WAITING:
             return Change.SAME
-        if waiter.epoch != self.epoch or waiter.version < self.known_from or waiter.placed:
+        if self._unknown(waiter):
             return Change.STALE
         if waiter.version >= self.version or waiter.seq == 0:  # pre-queued: no position to move
             return Change.SAME

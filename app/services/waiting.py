@@ -62,6 +62,11 @@ class QueueEvent:
     id: int | None = None
 
 
+def _quiet() -> float:
+    """The silence after which a stream's heartbeat goes, spread so streams do not beat together."""
+    return HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
+
+
 def _eta_moved(eta: int | None, shown: float | None, position: int) -> bool:
     """Worth telling, against the figure the client shows (the last told, counted down): a second
     near the front (the hub's NEAR_FRONT); further back, a tenth."""
@@ -204,7 +209,7 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
     last_id: int | None = None  # an event's id is the line's version it is exact at, sent once
     told_until: float | None = None  # when the wait last told runs out (the page counts down to it)
     sent_at = time.monotonic()
-    quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)  # silence after which a heartbeat goes
+    quiet = _quiet()  # silence after which a heartbeat goes
     streams.inc()
     try:
         while True:
@@ -233,20 +238,18 @@ def events(engine: QueueEngine, hub: QueueHub, claims: TokenClaims, snap: Snapsh
             eta = eta_seconds(line, position) if position else None
             current = (position, line.waiting, line.active, line.capacity, str(line.mode), line.prequeued)
             shown = None if told_until is None else max(0.0, told_until - time.monotonic())
-            quiet_for = time.monotonic() - sent_at
             if current != last or (position and _eta_moved(eta, shown, position)):
                 last, sent_at = current, time.monotonic()
                 told_until = None if eta is None else sent_at + eta
-                quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
+                quiet = _quiet()
                 data = {"position": position, "waiting": line.waiting, "active": line.active,
                         "capacity": line.capacity, "eta_seconds": eta, "mode": str(line.mode)}
                 if position is None and release_at:
                     data.update(release_at=release_at, prequeued=line.prequeued)
                 yield QueueEvent(EventKind.POSITION, data, waiter.version if waiter.version != last_id else None)
                 last_id = waiter.version
-            elif quiet_for >= quiet:  # news the hub held back goes as the sign of life instead of it
-                sent_at = time.monotonic()
-                quiet = HEARTBEAT_SECONDS * random.uniform(1 - SPREAD, 1)
+            elif time.monotonic() - sent_at >= quiet:  # nothing to tell (a move held back goes above)
+                sent_at, quiet = time.monotonic(), _quiet()
                 yield QueueEvent(EventKind.HEARTBEAT, {"every_seconds": round(HEARTBEAT_SECONDS)})
             pause = quiet - (time.monotonic() - sent_at)
             if position and position <= NEAR_FRONT:

@@ -58,12 +58,15 @@ local function schedule()
       unknown = unknown + 1
     end
   end
-  local cycle, expected = -1, -1
-  if done_n > 0 then cycle = done_s / done_n elseif measured > 0 then cycle = projected / measured end
-  for _, e in ipairs(early) do  -- at most SCHEDULE_SLOTS
-    if cycle > 0 and e[2] < cycle then timed(e[1], e[2]) else unknown = unknown + 1 end
+  local function average()
+    if done_n > 0 then return done_s / done_n elseif measured > 0 then return projected / measured end
+    return -1
   end
-  if done_n == 0 and measured > 0 then cycle = projected / measured end
+  local bar = average()
+  for _, e in ipairs(early) do  -- at most SCHEDULE_SLOTS
+    if bar > 0 and e[2] < bar then timed(e[1], e[2]) else unknown = unknown + 1 end
+  end
+  local cycle, expected = average(), -1
   if done_n + measured > 0 then expected = (done_s + projected) / (done_n + measured) end
   for _ = 1, unknown do slots[#slots + 1] = cycle end
   table.sort(slots)

@@ -12,7 +12,7 @@ from app.queue.eta import eta_seconds
 from app.queue.settings import QueueSettings
 
 from .helpers.env import REDIS_URL
-from .helpers.queue import FAR, advance, another_process, journal
+from .helpers.queue import FAR, advance, another_process, journal, silence
 
 
 @pytest.fixture
@@ -595,6 +595,39 @@ def test_a_dead_process_that_handed_everything_to_its_kernel_completes(make_engi
     assert engine.reap().admitted == ["b"]  # its kernel delivers the rest after the process died
     assert [e.get("outcome") for e in journal(engine) if e["event"] == "finished"] == ["completed"]
     assert engine.start("a", "c2", 800).state == "tail"  # a client that lacks them still resumes
+
+
+def test_the_time_the_queue_was_unreachable_is_held_against_no_one(make_engine, client):
+    """Issue 21 (a failover): Redis answered no one for 6 s. The first process heard again must
+    not give up the others, which reconnect a few seconds apart (a download whose every byte sat
+    in its kernel's buffers was taken as complete, its slot handed on), nor the clients that
+    could not start or poll meanwhile; a process not back within OWNER_TTL after is given up,
+    its waiters' grace counted from when the queue was heard again."""
+    engine = make_engine(capacity=2, wait_grace=8, away_grace=0, admit_timeout=3)
+    other, gone = another_process(engine), another_process(engine)
+    join(engine, "a", size=1000)
+    other.start("a", "c1", 1000)
+    other.progress("a", "c1", 0, 200, 200, range_end=1000, handed=True)  # all sent, 200 acknowledged
+    join(engine, "r")  # admitted: its client was told and is about to start
+    other.join("b", 1, 100, FAR, "", streamed=True)
+    gone.join("d", 1, 100, FAR, "", streamed=True)
+    join(engine, "p")  # a page that polls
+    silence(engine, 6)
+    engine.reap()
+    advance(engine, 4)  # the others are still reconnecting, the clients coming back
+    engine.reap()
+    waiting = {"b": ("waiting", 1), "d": ("waiting", 2), "p": ("waiting", 3)}
+    assert states(engine, "a", "r", *waiting) == {"a": ("downloading", 0), "r": ("admitted", 0), **waiting}
+    assert not other.reap().rebind
+    engine.status(["p"], mode="poll")
+    advance(engine, 2)  # 6 s since the queue was heard again: gone is given up, r missed its turn
+    assert engine.reap().admitted == ["b"]
+    assert states(engine, "a", "r", "d", "p") == {"a": ("downloading", 0), "r": ("missed", 0),
+                                                 "d": ("waiting", 1), "p": ("waiting", 2)}
+    assert [e.get("outcome") for e in journal(engine) if e["event"] == "finished"] == ["no_show"]
+    advance(engine, 3)  # d's grace of 8 s ran from when the queue was heard again, not before
+    engine.reap()
+    assert states(engine, "d")["d"] == ("lapsed", 0)
 
 
 def test_eta_follows_each_slot_then_the_turnover(make_engine):

@@ -113,6 +113,9 @@ JOURNAL_MAX = 1_000_000  # history events the journal stream keeps (about) when 
 
 # -- times ---------------------------------------------------------------------------------
 OWNER_TTL_MS = 5000  # without a sign of life for this long, a process counts as dead
+# no process heard for this long (each calls every second): the queue was unreachable, and no one
+# is given up for dead until OWNER_TTL_MS after it is heard again (includes/reclaim.lua: begin)
+QUIET_MS = 2000
 REMOVED_TTL_MS = 86_400_000  # a removed token of unknown expiry stays barred this long
 # a download's throughput is what its client acknowledged over the last THROUGHPUT_WINDOW_MS, or
 # over its last THROUGHPUT_BURSTS reports that brought bytes if they span longer, from samples at
@@ -184,7 +187,7 @@ def lua_header(body: str | None = None) -> str:
         "MAX_INSPECT": MAX_INSPECT, "TOP_HOLDERS": TOP_HOLDERS, "RELEASE_BATCH": RELEASE_BATCH,
         "PROGRESS_BATCH": PROGRESS_BATCH, "REPORT_FIELDS": REPORT_FIELDS, "REPORT_AGE_MAX": REPORT_AGE_MAX,
         "MAX_RELEASES": MAX_RELEASES, "DRAW_LIMIT": 2**DRAW_BITS, "MAX_RANGES": MAX_RANGES, "SCHEDULE_SLOTS": SCHEDULE_SLOTS,
-        "RATE_WINDOW": RATE_WINDOW, "JOURNAL_MAX": JOURNAL_MAX, "OWNER_TTL": OWNER_TTL_MS,
+        "RATE_WINDOW": RATE_WINDOW, "JOURNAL_MAX": JOURNAL_MAX, "OWNER_TTL": OWNER_TTL_MS, "QUIET": QUIET_MS,
         "REMOVED_TTL": REMOVED_TTL_MS, "THROUGHPUT_SAMPLE": THROUGHPUT_SAMPLE_MS,
         "THROUGHPUT_WINDOW": THROUGHPUT_WINDOW_MS, "THROUGHPUT_SAMPLES": THROUGHPUT_SAMPLES,
         "THROUGHPUT_BURSTS": THROUGHPUT_BURSTS, "THROUGHPUT_STEADY": THROUGHPUT_STEADY,

@@ -25,7 +25,14 @@ def new_engine(client: redis.Redis, name: str | None = None, owner: str | None =
 
 
 def advance(engine: QueueEngine, seconds: float) -> None:
-    """Move the queue's clock forward (the scripts add this skew to Redis time)."""
+    """Move the queue's clock forward (the scripts add this skew to Redis time) while ``engine``'s
+    process lives: it showed signs of life all along, as its housekeeping does every second."""
+    silence(engine, seconds)
+    alive(engine)
+
+
+def silence(engine: QueueEngine, seconds: float) -> None:
+    """Move the queue's clock forward with no process heard: Redis was unreachable."""
     engine.client.hincrby(engine.keys.counters, "skew", int(seconds * 1000))
 
 

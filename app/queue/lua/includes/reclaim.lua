@@ -41,13 +41,15 @@ local function ended_by_dead_owners(id, info)
   return true
 end
 
--- processes that stopped showing signs of life lose what they held, ``budget`` items at most
-local function reap_owners(budget)
+-- processes that stopped showing signs of life lose what they held, ``budget`` items at most;
+-- their waiters' grace counts from their last sign of life, or from when the queue was ``heard``
+-- again if it was unreachable since
+local function reap_owners(budget, heard)
   local dead = redis.call('ZRANGEBYSCORE', O, '-inf', NOW - OWNER_TTL, 'WITHSCORES', 'LIMIT', 0, OWNER_BATCH)
   for n = 1, #dead, 2 do
     if budget <= 0 then break end
     local owner, score = dead[n], tonumber(dead[n + 1])
-    local last = math.abs(score)
+    local last = math.max(math.abs(score), heard)
     if score > 0 then redis.call('ZADD', O, -last, owner) end  -- negative: being reaped
     local members = redis.call('ZRANGEBYLEX', H, '[' .. owner .. '|', '[' .. owner .. '|\255', 'LIMIT', 0, budget)
     for _, member in ipairs(members) do unbind_member(member, owner, last) end
@@ -58,11 +60,13 @@ local function reap_owners(budget)
 end
 
 -- reclaim in order: leases, dead processes' holds, lapsed places, expired tokens, spent tokens;
--- ``more`` tells the caller to call again
-local function reap()
+-- ``more`` tells the caller to call again. For OWNER_TTL after the queue was ``heard`` again
+-- (see begin) nothing is reclaimed for silence, only what expired by the clock
+local function reap(heard)
   local budget = RECLAIM_BATCH
+  local quiet = NOW < heard + OWNER_TTL
   local function due(key)
-    if budget <= 0 then return {} end
+    if budget <= 0 or (quiet and key ~= E and key ~= S) then return {} end
     local ids = redis.call('ZRANGEBYSCORE', key, '-inf', NOW, 'LIMIT', 0, budget)
     budget = budget - #ids
     return ids
@@ -75,7 +79,7 @@ local function reap()
       if outcome == OUTCOME.NO_SHOW then remember(id, info, STATE.MISSED) end
     end
   end
-  if budget > 0 then budget = reap_owners(budget) end
+  if budget > 0 and not quiet then budget = reap_owners(budget, heard) end
   for _, id in ipairs(due(P)) do
     local info = get_info(id)
     if info and not info.aw and AWAY_MS > 0 then
@@ -94,16 +98,26 @@ local function reap()
 end
 
 -- seed the settings, birth the epoch, show this process alive (telling it when it had been
--- given up for dead), then reclaim
+-- given up for dead), then reclaim. Every process calls each second: when the latest sign of
+-- life of any is older than QUIET, none could reach the queue (a failover, a restart of Redis, a
+-- network cut) or all were down; the first call heard again starts a grace of OWNER_TTL (C's
+-- 'heard'), in which the silence is held against no one: the processes reconnect one by one,
+-- their clients come back to start, resume and poll
 local function begin()
   if missing then
     for n = 1, #FIELDS do redis.call('HSETNX', CFG, FIELDS[n], SEED[n]) end
   end
   redis.call('HSETNX', C, 'epoch', NOW)
+  local heard = tonumber(redis.call('HGET', C, 'heard') or 0)
   if OWNER ~= '' then
+    local latest = redis.call('ZRANGE', O, -1, -1, 'WITHSCORES')[2]
+    if latest and tonumber(latest) > 0 and NOW - tonumber(latest) > QUIET then
+      heard = NOW
+      redis.call('HSET', C, 'heard', NOW)
+    end
     local score = tonumber(redis.call('ZSCORE', O, OWNER))
     if score == nil or score < 0 then rebind = true end
     redis.call('ZADD', O, NOW, OWNER)
   end
-  reap()
+  reap(heard)
 end

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 
 from ..errors import Unavailable
+from .constants import OWNER_TTL_MS
 from .engine import QueueEngine
 from .replies import Snapshot
 from .reporter import Reporter
@@ -73,6 +74,8 @@ class Housekeeping:
         self._reap()
         if self.engine.rebinds != self._rebinds:
             self._rebinds = self.engine.rebinds
+            log.warning("the queue had given this process up for dead (no sign of life for %d s); holding its "
+                        "waiters again", OWNER_TTL_MS // 1000)
             self.on_rebind()
         self.retries.drain()
 

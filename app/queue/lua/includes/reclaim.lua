@@ -100,21 +100,21 @@ end
 -- seed the settings, birth the epoch, show this process alive (telling it when it had been
 -- given up for dead), then reclaim. Every process calls each second: when the latest sign of
 -- life of any is older than QUIET, none could reach the queue (a failover, a restart of Redis, a
--- network cut) or all were down; the first call heard again starts a grace of OWNER_TTL (C's
--- 'heard'), in which the silence is held against no one: the processes reconnect one by one,
--- their clients come back to start, resume and poll
+-- network cut) or all were down; the first call heard since (any call: a client's poll may come
+-- first) starts a grace of OWNER_TTL (C's 'heard'), in which the silence is held against no one:
+-- the processes reconnect one by one, their clients come back to start, resume and poll
 local function begin()
   if missing then
     for n = 1, #FIELDS do redis.call('HSETNX', CFG, FIELDS[n], SEED[n]) end
   end
   redis.call('HSETNX', C, 'epoch', NOW)
   local heard = tonumber(redis.call('HGET', C, 'heard') or 0)
+  local latest = tonumber(redis.call('ZRANGE', O, -1, -1, 'WITHSCORES')[2] or 0)
+  if latest > heard and NOW - latest > QUIET then
+    heard = NOW
+    redis.call('HSET', C, 'heard', NOW)
+  end
   if OWNER ~= '' then
-    local latest = redis.call('ZRANGE', O, -1, -1, 'WITHSCORES')[2]
-    if latest and tonumber(latest) > 0 and NOW - tonumber(latest) > QUIET then
-      heard = NOW
-      redis.call('HSET', C, 'heard', NOW)
-    end
     local score = tonumber(redis.call('ZSCORE', O, OWNER))
     if score == nil or score < 0 then rebind = true end
     redis.call('ZADD', O, NOW, OWNER)

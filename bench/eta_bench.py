@@ -15,9 +15,11 @@ so on); only the token rate limit is lifted, since all clients share one address
 
 Then a bursty reader without host pacing: A downloads a 100 MiB file with ``curl --limit-rate``
 (it acknowledges in steps of its buffer), B joins a second later behind it (capacity 1: the
-line is about A's remaining time alone); B's every told wait against the wait it had.
+line is about A's remaining time alone); B's every told wait against the wait it had, and at
+each of A's /progress figures the queue's figure for B asked at the same moment (B's status): the
+two estimates of one download must agree.
 
-    python bench/eta_bench.py [--clients 30] [--arrival 0.25] [--burst-rate 4M]
+    python bench/eta_bench.py [--clients 30] [--arrival 0.25] [--burst-rate 4M] [--bursty-only]
 """
 from __future__ import annotations
 
@@ -104,7 +106,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=30)
     parser.add_argument("--arrival", type=float, default=0.25, help="seconds between two arrivals")
     parser.add_argument("--burst-rate", default="4M", help="curl --limit-rate of the bursty reader")
+    parser.add_argument("--bursty-only", action="store_true", help="only the bursty reader (about 40 s)")
     args = parser.parse_args()
+    if args.bursty_only:
+        behind_a_bursty_reader(args.burst_rate)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work, files = Path(tmp), Path(tmp) / "files"
         files.mkdir()
@@ -166,11 +172,16 @@ def main() -> None:
     behind_a_bursty_reader(args.burst_rate)
 
 
-def progress_etas(service: Service, token: str, seen: list[tuple[float, int | None]]) -> None:
-    """Follow A's /progress: the ETA its own page shows, to compare with what B is told."""
+def progress_etas(service: Service, token: str, behind: list[str],
+                  seen: list[tuple[float, int | None, int | None]]) -> None:
+    """Follow A's /progress: the ETA its own page shows, and with each the queue's wait for the
+    waiter ``behind`` it asked at once (B's status, once B has a token)."""
     for kind, data in sse_events(f"{service.url}/api/v1/queue/{token}/progress", timeout=600):
         if kind == "progress":
-            seen.append((time.monotonic(), data.get("eta_seconds")))
+            queue = None
+            if behind:
+                queue = requests.get(f"{service.url}/api/v1/queue/{behind[0]}/status", timeout=10).json()
+            seen.append((time.monotonic(), data.get("eta_seconds"), queue and queue.get("eta_seconds")))
 
 
 def behind_a_bursty_reader(rate: str) -> None:
@@ -185,12 +196,15 @@ def behind_a_bursty_reader(rate: str) -> None:
             began = time.monotonic()
             reader = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", "--limit-rate",
                                        rate, f"{service.url}/api/v1/downloads/{first}"], stdout=subprocess.PIPE)
-            own: list[tuple[float, int | None]] = []
-            threading.Thread(target=progress_etas, args=(service, first, own), daemon=True).start()
+            own: list[tuple[float, int | None, int | None]] = []
+            behind: list[str] = []
+            threading.Thread(target=progress_etas, args=(service, first, behind, own), daemon=True).start()
             time.sleep(1)
             told, ready = [], None
             for kind, data in queue_events(service, "big.bin"):
-                if kind == "position":
+                if kind == "issued":
+                    behind.append(data["token"])
+                elif kind == "position":
                     told.append((time.monotonic(), data.get("eta_seconds")))
                 elif kind == "ready":
                     ready = time.monotonic()
@@ -200,19 +214,19 @@ def behind_a_bursty_reader(rate: str) -> None:
     print(f"\nBehind a bursty reader (curl --limit-rate {rate}, 100 MiB; {got} bytes, "
           f"{'right' if got == 100 << 20 else 'WRONG'} size; the waiter {'admitted' if ready else 'NEVER admitted'})")
     print(f"{'at (s)':>8}{'told (s)':>10}{'A /progress (s)':>17}{'real (s)':>10}")
-    errors, gaps = [], []
+    errors = []
     for at, eta in told:
         # what A's own page showed at about the same time (its last figure, counted down since)
-        shown = [(t, e) for t, e in own if t <= at + 0.5 and e is not None]
+        shown = [(t, e) for t, e, _ in own if t <= at + 0.5 and e is not None]
         page = round(shown[-1][1] - (at - shown[-1][0])) if shown else None
         real = (ready or at) - at
         if eta is not None:
             errors.append(abs(eta - real))
-            if page is not None:
-                gaps.append(abs(eta - page))
         print(f"{at - began:>8.1f}{eta if eta is not None else '-':>10}{page if page is not None else '-':>17}{real:>10.1f}")
+    gaps = [abs(mine - queue) for _, mine, queue in own if mine is not None and queue is not None]
     print(f"told vs real: p50 {percentile(errors, 0.5):.1f} s, max {max(errors, default=0):.1f} s over {len(errors)} "
-          f"figures; the queue vs A's /progress: max {max(gaps, default=0):.0f} s apart over {len(gaps)}")
+          f"figures; the queue's wait for B vs A's /progress at the same moment: p50 {percentile(gaps, 0.5):.0f} s, "
+          f"max {max(gaps, default=0):.0f} s apart over {len(gaps)} ({len(own) - len(gaps)} more without both figures)")
 
 
 if __name__ == "__main__":

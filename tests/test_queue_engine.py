@@ -533,6 +533,29 @@ def test_a_client_that_read_ahead_is_not_taken_for_a_slow_one(make_engine):
             assert eta == pytest.approx(told, abs=1) and rate == pytest.approx(5.37e6, rel=0.02)
 
 
+def test_a_pause_the_window_still_holds_is_not_taken_for_a_steady_speed(make_engine):
+    """A reader that paused 1.5 s after its read-ahead, then runs at 4.4 MB/s: two window figures
+    in a row agree (1.8, then 2.5 MB/s: "36 s" for a wait of 21) while the newest stretch alone
+    runs at 4.4; not steady until the stretch agrees, and the window measures the speed once the
+    pause has left it."""
+    engine = make_engine(capacity=1, wait_grace=1000)
+    join(engine, "a", size=100 << 20)
+    join(engine, "b")
+    engine.start("a", "c1")
+    acked = 0
+    for wait, now_acked in ((0.15, 4_650_000), (1.5, 4_700_000), (1.0, 9_100_000), (1.0, 13_500_000)):
+        advance(engine, wait)
+        engine.progress("a", "c1", 0, now_acked, now_acked - acked)
+        acked = now_acked
+    assert eta_seconds(engine.summary(), 1) is None and not engine.status(["a"]).tokens["a"].rate
+    for _ in range(6):
+        advance(engine, 1.0)
+        engine.progress("a", "c1", 0, acked + 4_400_000, 4_400_000)
+        acked += 4_400_000
+    assert engine.status(["a"]).tokens["a"].rate == pytest.approx(4.4e6, rel=0.02)
+    assert eta_seconds(engine.summary(), 1) == pytest.approx(((100 << 20) - acked) / 4.4e6, abs=1)
+
+
 def test_a_fast_download_is_timed_half_a_second_in_when_it_ends_before_the_average(make_engine):
     """The waiter behind a small download about to end hears "a moment", not the average
     download; one measured slower than the average counts as the average until steady."""

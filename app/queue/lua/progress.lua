@@ -45,13 +45,16 @@ for n = 1, count_of do
   }
 end
 
+local function agree(x, y) return x <= y * THROUGHPUT_STEADY and y <= x * THROUGHPUT_STEADY end
+
 -- the download's recent throughput (constants.py: THROUGHPUT_WINDOW), from the reports that brought
 -- bytes (samples hs): from the oldest within the window, or of the THROUGHPUT_BURSTS newest, to the
 -- newest, so a client that acknowledges in bursts is measured over several of them, burst to
 -- burst, not by where a window's edges fall between them; to now once it has been silent longer
 -- than any gap between its bursts. Steady (ts, for good) once two samples in a row measure it
--- within THROUGHPUT_STEADY of each other: a client that read ahead at the start and now pauses
--- (curl --limit-rate) measures far slower, then faster, until its bursts repeat
+-- within THROUGHPUT_STEADY of each other and the newest stretch alone agrees: a client that read
+-- ahead at the start and now pauses (curl --limit-rate) measures far slower, then faster, until
+-- its bursts repeat; the pause, while the window holds it, drags two figures down alike
 local function measure(info, at)
   local samples = info.hs or {}
   local newest = samples[#samples]
@@ -76,9 +79,9 @@ local function measure(info, at)
     info.tp = info.b * 1000 / (at - info.st)  -- a first guess until a second sample
   end
   if sampled and #samples >= 2 then
-    if info.tv and info.tp <= info.tv * THROUGHPUT_STEADY and info.tv <= info.tp * THROUGHPUT_STEADY then
-      info.ts = 1
-    end
+    local before = samples[#samples - 1]
+    local step = (last[2] - before[2]) * 1000 / (last[1] - before[1])  -- the newest stretch alone
+    if info.tv and agree(info.tp, info.tv) and agree(info.tp, step) then info.ts = 1 end
     info.tv = info.tp
   end
 end

@@ -127,9 +127,9 @@ REMOVED_TTL_MS = 86_400_000  # a removed token of unknown expiry stays barred th
 # is steady once two samples in a row measure it within THROUGHPUT_STEADY times of each other,
 # and the stretch since the one before alone agrees (a client that read ahead at the start
 # pauses, then gulps: curl --limit-rate measured 0.13, 2.0 then 5.5 MB/s at 0.6, 2 and 3 s; a
-# long pause drags two window figures down alike while the newest stretch runs at speed); until then the ETA trusts it only to end a download sooner
-# than the average one (lua/includes/schedule.lua). One sample alone counts from
-# THROUGHPUT_WINDOW_MS after the start.
+# long pause drags two window figures down alike while the newest stretch runs at speed); until
+# then the ETA trusts it only to end a download sooner than the average one
+# (lua/includes/schedule.lua). One sample alone counts from THROUGHPUT_WINDOW_MS after the start.
 THROUGHPUT_SAMPLE_MS = 300
 THROUGHPUT_WINDOW_MS = 5000
 THROUGHPUT_BURSTS = 5

@@ -66,7 +66,7 @@ local function reap(heard)
   local budget = RECLAIM_BATCH
   local quiet = NOW < heard + OWNER_TTL
   local function due(key)
-    if budget <= 0 or (quiet and key ~= E and key ~= S) then return {} end
+    if budget <= 0 or (quiet and key ~= E and key ~= S) then return {} end  -- E, S: by the clock alone
     local ids = redis.call('ZRANGEBYSCORE', key, '-inf', NOW, 'LIMIT', 0, budget)
     budget = budget - #ids
     return ids

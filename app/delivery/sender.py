@@ -25,6 +25,7 @@ from typing import Any
 import gevent
 from gevent.socket import wait_write
 
+from ..cooperative import yield_now
 from ..storage.sources import Source, SourceFailed
 from .acks import AckCounter
 from .bandwidth import ConnectionShare
@@ -143,7 +144,7 @@ class Transfer:
             if ahead > 0:
                 gevent.sleep(ahead)
                 return
-        gevent.sleep(0)
+        yield_now()
 
     def _maybe_report(self, now: float) -> None:
         if now >= self._next_report:

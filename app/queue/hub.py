@@ -28,6 +28,7 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from ..cooperative import yield_now
 from ..errors import AppError, Unavailable
 from .connection import refresh, subscribe
 from .constants import STATUS_CHUNK
@@ -219,20 +220,21 @@ class QueueHub:
     def flush(self) -> None:
         """Bring every local waiter up to date and wake those whose view changed.
 
-        A batch at a time, yielding in between, so an admission arriving meanwhile is applied
-        and woken at once rather than queued behind thousands of position updates."""
+        A batch at a time, the lock let go and the sockets polled in between, so an admission
+        arriving meanwhile is applied and woken at once rather than queued behind thousands of
+        position updates."""
         if not (self._dirty or self._deferred or self._stale.is_set()):
             return
         everyone = self._stale.is_set()
         self._stale.clear()
         with self._lock:
-            waiters = self._all_waiters() if self._dirty or everyone else []
+            groups = list(self.waiters.values()) if self._dirty or everyone else []
             self._dirty = False
         moved, stale = [], []
         cache: dict[tuple[int, int, str], list[int]] = {}
-        for start in range(0, len(waiters), WAKE_BATCH):
+        for start in range(0, len(groups), WAKE_BATCH):
             with self._lock:
-                for waiter in waiters[start:start + WAKE_BATCH]:
+                for waiter in (w for group in groups[start:start + WAKE_BATCH] for w in group):
                     if not everyone and waiter in self._deferred and self.tracker.nearest(waiter, cache) > NEAR_FRONT:
                         continue  # its news waits its turn, and it catches up then
                     change = Change.STALE if everyone else self.tracker.catch_up(waiter, cache)
@@ -240,13 +242,12 @@ class QueueHub:
                         moved.append(waiter)
                     elif change == Change.STALE:
                         stale.append(waiter)
-            time.sleep(0)
-        with self._lock:
-            near, far, late = self._due(moved, cache)
+            yield_now()
+        near, far, late = self._due(moved, cache)
         stale += late
         for start in range(0, len(near), WAKE_BATCH):
             _wake(near[start:start + WAKE_BATCH])
-            time.sleep(0)
+            yield_now()
         if stale:
             self._resync(stale)
         batches = range(0, len(far), FAR_BATCH)
@@ -267,17 +268,33 @@ class QueueHub:
         events are not known here then, to ask about), or as soon as it may have come within
         ``NEAR_FRONT``."""
         near, far, stale = [], [], []
-        for waiter in moved:
-            if waiter.state != WaiterState.WAITING or waiter.position <= NEAR_FRONT:
-                self._deferred.pop(waiter, None)
-                near.append(waiter)
-            else:
-                self._deferred.setdefault(waiter, None)
-        now, taken = time.monotonic(), 0
-        while self._deferred and taken < FAR_BUDGET:
+        for start in range(0, len(moved), WAKE_BATCH):
+            with self._lock:
+                for waiter in moved[start:start + WAKE_BATCH]:
+                    if waiter.state != WaiterState.WAITING or waiter.position <= NEAR_FRONT:
+                        self._deferred.pop(waiter, None)
+                        near.append(waiter)
+                    else:
+                        self._deferred.setdefault(waiter, None)
+            yield_now()
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                more = self._take_due(now, cache, near, far, stale)
+            if not more:
+                return near, far, stale
+            yield_now()
+
+    def _take_due(self, now: float, cache: dict[tuple[int, int, str], list[int]],
+                  near: list[Waiter], far: list[Waiter], stale: list[Waiter]) -> bool:
+        """Up to ``WAKE_BATCH`` deferred waiters whose turn has come, into their lists; False once
+        none is left due or the budget is spent."""
+        for _ in range(WAKE_BATCH):
+            if not self._deferred or len(far) >= FAR_BUDGET:
+                return False
             waiter = next(iter(self._deferred))
             if waiter.state == WaiterState.WAITING and now - waiter.woken_at < FAR_INTERVAL:
-                break
+                return False
             del self._deferred[waiter]
             if waiter.state != WaiterState.WAITING:
                 continue  # woken when its state changed
@@ -287,8 +304,7 @@ class QueueHub:
                 near.append(waiter)
             else:
                 far.append(waiter)
-                taken += 1
-        return near, far, stale
+        return True
 
     def _resync(self, waiters: list[Waiter]) -> None:
         """Ask Redis for the truth about waiters, a chunk at a time (this process's streams hold

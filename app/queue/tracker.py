@@ -10,6 +10,7 @@ and a hypothesis test checks it against ``ZRANK``.
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -125,8 +126,9 @@ class PositionTracker:
     def _since(self, version: int, kind: str, cache: dict[tuple[int, int, str], list[int]]) -> list[int]:
         key = (version, self.version, kind)
         seqs = cache.get(key)
-        if seqs is None:
-            seqs = sorted(s for e in self.recent if e.version > version for s in getattr(e, kind))
+        if seqs is None:  # from the newest back: the events since, not the whole history
+            since = itertools.takewhile(lambda e: e.version > version, reversed(self.recent))
+            seqs = sorted(s for e in since for s in getattr(e, kind))
             cache[key] = seqs
         return seqs
 

@@ -22,6 +22,7 @@ from typing import Literal
 import gevent
 from gevent.threadpool import ThreadPool
 
+from ..cooperative import yield_now
 from .sources import Source
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class DiskCache:
                 digest.update(block)
                 self._disk.apply(_write_all, (fd, block))
                 remaining -= len(block)
-                gevent.sleep(0)
+                yield_now()
             self._disk.apply(os.fsync, (fd,))
         finally:
             os.close(fd)

@@ -5,8 +5,7 @@ import base64
 import hashlib
 from collections.abc import Callable
 
-import gevent
-
+from ..cooperative import yield_now
 from .sources import Source
 
 BLOCK = 1 << 20
@@ -22,7 +21,7 @@ def sha256_of(source: Source, length: int, progress: Callable[[int], None] = lam
             digest.update(block)
             remaining -= len(block)
             progress(len(block))
-            gevent.sleep(0)
+            yield_now()
     finally:
         source.close()
     return digest.hexdigest()

@@ -2,9 +2,12 @@
 (a consumer that died with entries read and not written: another claims them later)."""
 from __future__ import annotations
 
+import threading
+
 from app.extensions import db
 from app.history.models import Download
 from app.history.recorder import GROUP, HistoryRecorder
+from testbed.servers import wait_until
 
 from .helpers.queue import FAR, advance, journal
 
@@ -91,3 +94,41 @@ def test_a_batch_of_entries_is_written_in_one_statement(app, make_engine, make_f
         assert len(rows) == 100
         assert {(r.file_id, r.outcome, r.bytes_sent) for r in rows.values()} == {(file_id, "left", 0)}
         assert all(r.admitted_at <= r.finished_at for r in rows.values())
+
+
+def test_what_follows_an_entry_within_the_gather_goes_in_its_batch(app, make_engine, make_file):
+    """The first entry after a quiet spell (a hand-off's, appended as its waiter is woken) is not
+    written at once: the entries that follow it while the recorder gathers go in the same
+    statement."""
+    import sqlalchemy as sa
+
+    file_id, _ = make_file("gather.bin", 1000)
+    engine = make_engine(capacity=1)
+    stream = engine.keys.journal
+    engine.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    engine.join("first", file_id, 1000, FAR, "127.0.0.1")  # admitted: one entry
+    recorder = HistoryRecorder(engine.client, stream, app.app_context, block_ms=10, gather_s=30)
+
+    def follow() -> None:  # once the recorder holds the first entry, its hand-off goes on
+        wait_until(lambda: engine.client.xpending(stream, GROUP)["pending"] == 1, timeout=30,
+                   message="the recorder read the first entry")
+        engine.join("second", file_id, 1000, FAR, "127.0.0.1")
+        engine.leave("first")  # finished, and "second" admitted: two more
+        recorder.close()  # the gather ends now: what is there is taken
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    statements: list[str] = []
+    with app.app_context():
+        def count(conn, cursor, statement, *args):
+            statements.append(statement.split()[0].upper())
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert recorder.drain_once() == 3
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        follower.join()
+        assert statements.count("INSERT") == 1
+        rows = {r.token_id: r for r in db.session.scalars(db.select(Download))}
+        assert rows["first"].outcome == "left" and rows["second"].admitted_at is not None

@@ -29,6 +29,11 @@ from .models import Download
 
 log = logging.getLogger(__name__)
 GROUP = "history"
+READ_COUNT = 200  # entries a batch takes at most
+# an entry is appended in the same step as the change it records, most often a hand-off whose
+# waiter is being woken that very moment (by this process or another on the same cores): the
+# batch is written this much later, with what followed it, not in that moment
+GATHER_SECONDS = 0.25
 
 
 def _when(ms: bytes | str) -> datetime:
@@ -153,12 +158,14 @@ class HistoryRecorder:
         app_context: Callable[[], Any],
         block_ms: int = 2000,
         claim_idle_ms: int = 30_000,
+        gather_s: float = GATHER_SECONDS,
     ) -> None:
         self.client = client
         self.stream = stream
         self.app_context = app_context
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
+        self.gather_s = gather_s
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -187,6 +194,11 @@ class HistoryRecorder:
                 log.warning("history recorder: %s; retrying", exc)
                 self._stop.wait(1.0)
 
+    def _read(self, block_ms: int | None, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """New entries for this consumer (``block_ms`` None: only those already there)."""
+        reply = self.client.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        return [e for _, batch in reply or [] for e in batch]
+
     def drain_once(self) -> int:
         """Write one batch of journal entries (new ones, or ones a dead consumer left)."""
         _, claimed, *_ = self.client.xautoclaim(
@@ -194,10 +206,10 @@ class HistoryRecorder:
         )
         entries = list(claimed)
         if not entries:
-            reply = self.client.xreadgroup(
-                GROUP, self.consumer, {self.stream: ">"}, count=200, block=self.block_ms
-            )
-            entries = [e for _, batch in reply or [] for e in batch]
+            entries = self._read(self.block_ms, READ_COUNT)
+            if 0 < len(entries) < READ_COUNT:
+                self._stop.wait(self.gather_s)  # closing ends the gather: what is there is taken
+                entries += self._read(None, READ_COUNT - len(entries))
         if not entries:
             return 0
         events = [_fields(entry) for _, entry in entries if entry]

@@ -2,7 +2,11 @@
 (a consumer that died with entries read and not written: another claims them later)."""
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
+
+import sqlalchemy as sa
 
 from app.extensions import db
 from app.history.models import Download
@@ -10,6 +14,21 @@ from app.history.recorder import GROUP, HistoryRecorder
 from testbed.servers import wait_until
 
 from .helpers.queue import FAR, advance, journal
+
+
+@contextlib.contextmanager
+def counted_statements() -> Iterator[list[str]]:
+    """The first word of each SQL statement the database is sent while the block runs."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement.split()[0].upper())
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
 
 
 def test_a_dead_consumers_older_outcome_does_not_replace_a_newer_one(app, make_engine, make_file):
@@ -69,8 +88,6 @@ def test_a_file_removed_mid_download_does_not_stop_the_history(app, make_engine,
 def test_a_batch_of_entries_is_written_in_one_statement(app, make_engine, make_file):
     """A busy line's journal (100 downloads admitted and ended, two entries each) goes to the table
     in one upsert per batch, not a round of queries per entry; every row is right."""
-    import sqlalchemy as sa
-
     file_id, _ = make_file("batch.bin", 1000)
     engine = make_engine(capacity=100)
     stream = engine.keys.journal
@@ -79,16 +96,9 @@ def test_a_batch_of_entries_is_written_in_one_statement(app, make_engine, make_f
         engine.join(f"t{n}", file_id, 1000, FAR, "127.0.0.1")
         engine.leave(f"t{n}")
     recorder = HistoryRecorder(engine.client, stream, app.app_context, block_ms=10)
-    statements: list[str] = []
     with app.app_context():
-        def count(conn, cursor, statement, *args):
-            statements.append(statement.split()[0].upper())
-
-        sa.event.listen(db.engine, "before_cursor_execute", count)
-        try:
+        with counted_statements() as statements:
             assert recorder.drain_once() == 200
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", count)
         assert statements.count("INSERT") == 1 and "UPDATE" not in statements
         rows = {r.token_id: r for r in db.session.scalars(db.select(Download))}
         assert len(rows) == 100
@@ -100,8 +110,6 @@ def test_what_follows_an_entry_within_the_gather_goes_in_its_batch(app, make_eng
     """The first entry after a quiet spell (a hand-off's, appended as its waiter is woken) is not
     written at once: the entries that follow it while the recorder gathers go in the same
     statement."""
-    import sqlalchemy as sa
-
     file_id, _ = make_file("gather.bin", 1000)
     engine = make_engine(capacity=1)
     stream = engine.keys.journal
@@ -118,16 +126,9 @@ def test_what_follows_an_entry_within_the_gather_goes_in_its_batch(app, make_eng
 
     follower = threading.Thread(target=follow)
     follower.start()
-    statements: list[str] = []
     with app.app_context():
-        def count(conn, cursor, statement, *args):
-            statements.append(statement.split()[0].upper())
-
-        sa.event.listen(db.engine, "before_cursor_execute", count)
-        try:
+        with counted_statements() as statements:
             assert recorder.drain_once() == 3
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", count)
         follower.join()
         assert statements.count("INSERT") == 1
         rows = {r.token_id: r for r in db.session.scalars(db.select(Download))}

@@ -22,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -232,17 +232,15 @@ class QueueHub:
             self._dirty = False
         moved, stale = [], []
         cache: dict[tuple[int, int, str], list[int]] = {}
-        for start in range(0, len(groups), WAKE_BATCH):
-            with self._lock:
-                for waiter in (w for group in groups[start:start + WAKE_BATCH] for w in group):
-                    if not everyone and waiter in self._deferred and self.tracker.nearest(waiter, cache) > NEAR_FRONT:
-                        continue  # its news waits its turn, and it catches up then
-                    change = Change.STALE if everyone else self.tracker.catch_up(waiter, cache)
-                    if change == Change.MOVED:
-                        moved.append(waiter)
-                    elif change == Change.STALE:
-                        stale.append(waiter)
-            yield_now()
+        for batch in self._locked_batches(groups):
+            for waiter in (w for group in batch for w in group):
+                if not everyone and waiter in self._deferred and self.tracker.nearest(waiter, cache) > NEAR_FRONT:
+                    continue  # its news waits its turn, and it catches up then
+                change = Change.STALE if everyone else self.tracker.catch_up(waiter, cache)
+                if change == Change.MOVED:
+                    moved.append(waiter)
+                elif change == Change.STALE:
+                    stale.append(waiter)
         near, far, late = self._due(moved, cache)
         stale += late
         for start in range(0, len(near), WAKE_BATCH):
@@ -256,6 +254,14 @@ class QueueHub:
             if self._stop.wait(self.coalesce * FAR_SPREAD / len(batches)):
                 return
 
+    def _locked_batches(self, items: list[Any]) -> Iterator[list[Any]]:
+        """``items`` a ``WAKE_BATCH`` at a time, each handled under the lock; in between the lock
+        is let go and the sockets polled, so an admission is not held behind the whole list."""
+        for start in range(0, len(items), WAKE_BATCH):
+            with self._lock:
+                yield items[start:start + WAKE_BATCH]
+            yield_now()
+
     def _due(self, moved: list[Waiter],
              cache: dict[tuple[int, int, str], list[int]]) -> tuple[list[Waiter], list[Waiter], list[Waiter]]:
         """Who hears about a move now: the front of the line and state changes (first), and
@@ -268,15 +274,13 @@ class QueueHub:
         events are not known here then, to ask about), or as soon as it may have come within
         ``NEAR_FRONT``."""
         near, far, stale = [], [], []
-        for start in range(0, len(moved), WAKE_BATCH):
-            with self._lock:
-                for waiter in moved[start:start + WAKE_BATCH]:
-                    if waiter.state != WaiterState.WAITING or waiter.position <= NEAR_FRONT:
-                        self._deferred.pop(waiter, None)
-                        near.append(waiter)
-                    else:
-                        self._deferred.setdefault(waiter, None)
-            yield_now()
+        for batch in self._locked_batches(moved):
+            for waiter in batch:
+                if waiter.state != WaiterState.WAITING or waiter.position <= NEAR_FRONT:
+                    self._deferred.pop(waiter, None)
+                    near.append(waiter)
+                else:
+                    self._deferred.setdefault(waiter, None)
         now = time.monotonic()
         while True:
             with self._lock:

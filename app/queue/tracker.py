@@ -13,6 +13,7 @@ import bisect
 import itertools
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -123,12 +124,16 @@ class PositionTracker:
         """A release placed this pre-queued waiter at join number ``seq``."""
         waiter.seq, waiter.placed = seq, True
 
+    def _newer(self, version: int) -> Iterator[_Event]:
+        """The events after ``version``, newest first: read from the newest back, not the whole
+        history."""
+        return itertools.takewhile(lambda e: e.version > version, reversed(self.recent))
+
     def _since(self, version: int, kind: str, cache: dict[tuple[int, int, str], list[int]]) -> list[int]:
         key = (version, self.version, kind)
         seqs = cache.get(key)
-        if seqs is None:  # from the newest back: the events since, not the whole history
-            since = itertools.takewhile(lambda e: e.version > version, reversed(self.recent))
-            seqs = sorted(s for e in since for s in getattr(e, kind))
+        if seqs is None:
+            seqs = sorted(s for e in self._newer(version) for s in getattr(e, kind))
             cache[key] = seqs
         return seqs
 
@@ -159,7 +164,7 @@ class PositionTracker:
         change = Change.SAME
         if ahead < len(seqs) and seqs[ahead] == waiter.seq:
             # its own place was removed: admitted (in an event it missed) or gone
-            admitted = any(waiter.token_id in e.admitted for e in self.recent if e.version > waiter.version)
+            admitted = any(waiter.token_id in e.admitted for e in self._newer(waiter.version))
             waiter.state = WaiterState.READY if admitted else WaiterState.GONE
             change = Change.MOVED
         elif ahead != new_ahead:

@@ -13,7 +13,7 @@ from app.queue.engine import QueueScriptError
 from app.queue.eta import eta_seconds
 from app.runtime import runtime
 
-from .helpers.queue import FAR, advance, another_process
+from .helpers.queue import FAR, advance, another_process, next_second
 
 MB = 1_000_000
 
@@ -23,13 +23,22 @@ def join_all(engine, ids):
 
 
 def report_seconds(engine, running: dict[str, int], seconds: int) -> None:
-    """Each running download reports ``running[id]`` bytes every second for ``seconds`` seconds."""
+    """Each running download reports ``running[id]`` bytes every second for ``seconds`` seconds,
+    each round in the middle of its own second of the queue's clock."""
     done = dict.fromkeys(running, 0)
     for _ in range(seconds):
-        advance(engine, 1)
+        next_second(engine)
         for tid, rate in running.items():
             engine.progress(tid, "c1", 0, done[tid] + rate, rate, range_end=10**9)
             done[tid] += rate
+
+
+def start_all(engine, ids) -> None:
+    """Start the downloads in the middle of a second of the queue's clock: the reports that follow
+    then come whole seconds after their start."""
+    next_second(engine)
+    for tid in ids:
+        engine.start(tid, "c1", 10**9)
 
 
 def active_ids(engine, ids):
@@ -51,8 +60,7 @@ def test_young_downloads_reserve_min_rate_then_measured_throughput_decides(make_
     assert [s.state for s in snaps] == ["admitted"] * 5 + ["waiting"] * 4
     assert snaps[-1].limit == 5
     running = ids[:5]
-    for tid in running:
-        engine.start(tid, "c1", 10**9)
+    start_all(engine, running)
     # slow clients: 1 MB/s each once measured
     report_seconds(engine, dict.fromkeys(running, MB), 5)
     snap = engine.summary()
@@ -67,8 +75,7 @@ def test_fast_downloads_stop_admissions_until_room_frees(make_engine):
     one slower counts as what it takes."""
     engine = make_engine(capacity=10, egress_budget=10 * MB, min_rate=4 * MB)
     join_all(engine, ["fast1", "fast2"])
-    for tid in ("fast1", "fast2"):
-        engine.start(tid, "c1", 10**9)
+    start_all(engine, ["fast1", "fast2"])
     report_seconds(engine, {"fast1": 5 * MB, "fast2": 5 * MB}, 6)
     snaps = join_all(engine, ["w1", "w2"])
     assert [s.state for s in snaps] == ["waiting", "waiting"]  # 4 + 4 + another 4 exceeds 10
@@ -86,7 +93,7 @@ def test_a_host_that_dies_stops_counting(make_engine, redis_client):
     engine = make_engine(capacity=10, egress_budget=10 * MB, min_rate=6 * MB)
     host = another_process(engine)  # the host that will die
     join_all(host, ["gone"])
-    host.start("gone", "c1", 10**9)
+    start_all(host, ["gone"])
     report_seconds(host, {"gone": 10 * MB}, 5)
     assert join_all(engine, ["next"])[0].state == "waiting"  # 6 MB/s counted + 6 more > 10
     advance(engine, 6)  # the host sends nothing more, not even its sign of life

@@ -21,7 +21,7 @@ from app.services.tokens import issue_token, verify_token
 from testbed.servers import wait_until
 
 from .helpers.env import SECRET
-from .helpers.http import RawDownload, new_token, sse, wait_turn
+from .helpers.http import RawDownload, connections_held, new_token, sse, wait_turn
 
 SERVE = dict(QUEUE_CAPACITY=2, ADMIT_TIMEOUT=30, STALL_TIMEOUT=10, RESUME_GRACE=30, WAIT_GRACE=30,
              RESUME_TAIL=1 << 20)
@@ -160,11 +160,13 @@ def test_real_clients_resume_byte_identical(served, settings, redis_client, tmp_
     first.wait(10)
     partial = out.stat().st_size if out.exists() else 0
     assert 0 < partial < path.stat().st_size or tool == "aria2c"
-    # resume once the server has seen the interrupted connections close (aria2c reopens 4 at
-    # once, and MAX_CONNECTIONS_PER_TOKEN is 4)
+    # resume once the server has closed every interrupted connection, also those aria2c had sent
+    # but the server had not started yet (aria2c reopens 4 at once, and MAX_CONNECTIONS_PER_TOKEN
+    # is 4), and the queue has heard of it
     engine = QueueEngine(redis_client, str(settings["QUEUE_NAME"]), QueueSettings())
     tid = verify_token(SECRET, token).token_id
-    wait_until(lambda: engine.status([tid]).tokens[tid].state == "paused", message="interrupted download paused")
+    wait_until(lambda: connections_held(server.port) == 0 and engine.status([tid]).tokens[tid].state == "paused",
+               message="interrupted download closed and paused")
     subprocess.run(commands[tool], check=True, timeout=120)
     assert sha(out) == sha(path)
     assert requests.get(url, timeout=5).json()["error"]["code"] == "token_spent"

@@ -29,6 +29,19 @@ def wait_turn(base: str, token: str, timeout: float = 120,
     raise AssertionError("the stream ended without ready or error")
 
 
+def connections_held(port: int) -> int:
+    """Connections the server listening on ``port`` has accepted or queued and not yet closed
+    (ESTABLISHED or CLOSE_WAIT on its side, from the kernel's table): a client's interrupted
+    requests may still be read and served after the client left."""
+    held = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                held += int(local.rsplit(":", 1)[1], 16) == port and state in ("01", "08")
+    return held
+
+
 def token_id(token: str) -> str:
     """The id inside a token issued with the tests' secret."""
     from app.services.tokens import verify_token

@@ -31,6 +31,21 @@ def advance(engine: QueueEngine, seconds: float) -> None:
     alive(engine)
 
 
+def next_second(engine: QueueEngine) -> None:
+    """Move the queue's clock to the middle of its next whole second, as ``advance`` does: per-second
+    counts (the egress ring) then see each round in its own second, however long the real time
+    between rounds was (a fixed skew of 1 s plus the real time between rounds may skip a second)."""
+    now = clock_ms(engine)
+    silence(engine, ((now // 1000 + 1) * 1000 + 500 - now) / 1000)
+    alive(engine)
+
+
+def clock_ms(engine: QueueEngine) -> int:
+    """The queue's clock: Redis time plus the skew the tests added."""
+    seconds, micros = engine.client.time()
+    return seconds * 1000 + micros // 1000 + int(engine.client.hget(engine.keys.counters, "skew") or 0)
+
+
 def silence(engine: QueueEngine, seconds: float) -> None:
     """Move the queue's clock forward with no process heard: Redis was unreachable."""
     engine.client.hincrby(engine.keys.counters, "skew", int(seconds * 1000))
@@ -39,9 +54,7 @@ def silence(engine: QueueEngine, seconds: float) -> None:
 def alive(engine: QueueEngine) -> None:
     """Renew the engine's process's sign of life at the queue's clock, as its housekeeping does
     every second while the process lives."""
-    seconds, micros = engine.client.time()
-    skew = int(engine.client.hget(engine.keys.counters, "skew") or 0)
-    engine.client.zadd(engine.keys.key("owners"), {engine.owner: seconds * 1000 + micros // 1000 + skew})
+    engine.client.zadd(engine.keys.key("owners"), {engine.owner: clock_ms(engine)})
 
 
 def journal(engine: QueueEngine) -> list[dict[str, str]]:

@@ -283,7 +283,7 @@ def test_queue_full_and_token_errors_over_sse(gunicorn, make_file):
 
 def test_a_closed_stream_starts_its_grace_when_it_closes_not_at_the_next_heartbeat(gunicorn, make_file, settings):
     """20 waiters stream; 10 of them close their connections. Nothing is written to them
-    meanwhile (a still line: no position moves, heartbeats every 15 s), so only watching the
+    meanwhile (a still line: no position moves, heartbeats every 30 s), so only watching the
     socket can tell: the 10 get a presence deadline at once, the other 10 stay held."""
     file_id, _ = make_file()
     server = gunicorn(**{**FLOW, "QUEUE_CAPACITY": 1, "ADMIT_TIMEOUT": 600, "WAIT_GRACE": 600})
@@ -302,7 +302,7 @@ def test_a_closed_stream_starts_its_grace_when_it_closes_not_at_the_next_heartbe
         stream.close()
     wait_until(lambda: all(client.zscore(presence, i) is not None for i in ids[:10]), timeout=10,
                message="the closed streams' graces to start")
-    assert time.monotonic() - closed_at < 10  # a heartbeat (15 s) would have come later
+    assert time.monotonic() - closed_at < 10  # a heartbeat (30 s) would have come later
     assert all(client.zscore(presence, i) is None for i in ids[10:])  # the open ones are still held
     for stream in streams[10:]:
         stream.close()
@@ -365,7 +365,7 @@ def test_a_stream_outside_gunicorn_waits_in_its_own_thread(settings, make_file):
         began = time.monotonic()
         ready = next(body)
         assert ready.startswith(b"id: ") and b"event: ready" in ready, ready
-        assert time.monotonic() - began < 10  # woken by the release, not by a heartbeat (15 s)
+        assert time.monotonic() - began < 10  # woken by the release, not by a heartbeat (30 s)
         response.close()
     finally:
         runtime(app).stop()

@@ -29,7 +29,10 @@ from .tokens import TokenClaims, iso_utc, verification_keys, verify_token
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 15.0
+# within every idle timeout a stream meets on its way (Heroku's router 55 s, AWS ALB and nginx
+# 60 s by default); each beat wakes its stream, so at 50,000 waiting 15 s beats were the largest
+# share of the workers' work between hand-offs (bench/handoff_bench.py: the release's tail)
+HEARTBEAT_SECONDS = 30.0
 # near the front a waiter's ETA is looked at again this often, even without news, and every
 # second by the waiters whose turn is one of the running downloads' ends (their wait is a few
 # seconds, and a download just started is measured within one); further back it is at each

@@ -39,7 +39,7 @@
   var PREFIX = "download-queue:file:";
   var CLAIM = "download-queue:leader:";  // + file id: {id, at} of the tab that leads
   var CLAIM_MS = 5000, BEAT_MS = 1500, ELECTION_MS = 150;
-  var HEARTBEAT_SECONDS = 15;  // until the server's first heartbeat says its interval
+  var HEARTBEAT_SECONDS = 30;  // until the server's first heartbeat says its interval
 
   function storage() {  // shared by the browser's tabs of this site: one place per person, not per tab
     try { return global.localStorage; } catch (e) { return null; }

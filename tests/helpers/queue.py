@@ -36,8 +36,7 @@ def next_second(engine: QueueEngine) -> None:
     counts (the egress ring) then see each round in its own second, however long the real time
     between rounds was (a fixed skew of 1 s plus the real time between rounds may skip a second)."""
     now = clock_ms(engine)
-    silence(engine, ((now // 1000 + 1) * 1000 + 500 - now) / 1000)
-    alive(engine)
+    advance(engine, ((now // 1000 + 1) * 1000 + 500 - now) / 1000)
 
 
 def clock_ms(engine: QueueEngine) -> int:
